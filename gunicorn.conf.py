@@ -1,0 +1,50 @@
+"""Gunicorn settings for the ride-duration service; every value can come from the environment.
+
+    gunicorn web_service_mlflow.predict:app      # this file is read from the working directory
+"""
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"{name} must be a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in {"1", "true", "yes", "0", "false", "no"}:
+        raise SystemExit(f"{name} must be true or false, got {raw!r}")
+    return raw in {"1", "true", "yes"}
+
+
+# --- where to listen -------------------------------------------------------------------------
+bind = os.environ.get("BIND", f"0.0.0.0:{_int('PORT', 9696)}")
+
+# --- how many requests at once -----------------------------------------------------------------
+# Prediction is CPU-bound: one worker per core is the default; threads help only while I/O waits.
+workers = _int("WEB_CONCURRENCY", os.cpu_count() or 1)
+threads = _int("GUNICORN_THREADS", 1)
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+
+# --- loading the model -------------------------------------------------------------------------
+# Load the app, and so the model, once in the master before forking: workers share its memory
+# pages, and a model that cannot load stops the whole server with one message instead of
+# every worker failing in turn.
+preload_app = _bool("GUNICORN_PRELOAD", True)
+
+# --- housekeeping ------------------------------------------------------------------------------
+# Heartbeat files on tmpfs: a slow disk must not make the arbiter kill healthy workers.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Gunicorn's control socket sits at one path per user: two servers on a host would fight over it.
+control_socket_disable = not _bool("GUNICORN_CONTROL_SOCKET", False)

@@ -1,0 +1,81 @@
+"""Fixtures shared by every suite: small TLC-shaped data the tests make themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
+
+from web_service.features import prepare_features_frame
+
+# Rides outside 1..60 minutes that every generated file carries, at its head.
+OUTLIER_MINUTES = [0.5, 61.0, 120.0, -3.0, 0.2]
+
+
+def make_trips(rows: int = 600, seed: int = 0, color: str = "green") -> pd.DataFrame:
+    """A TLC-shaped trip table: green (lpep_*) or yellow (tpep_*) columns, a few outliers."""
+    rng = np.random.default_rng(seed)
+    prefix = {"green": "lpep", "yellow": "tpep"}[color]
+    pickup = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 31 * 86400, rows), unit="s")
+    distance = rng.gamma(2.0, 1.5, rows).round(2)
+    pickup_zone = rng.integers(1, 266, rows)
+    dropoff_zone = rng.integers(1, 266, rows)
+    minutes = np.clip(4 + 3 * distance + (pickup_zone % 7) + rng.normal(0, 2, rows), 1.5, 59)
+    minutes[: len(OUTLIER_MINUTES)] = OUTLIER_MINUTES
+    return pd.DataFrame(
+        {
+            "VendorID": rng.integers(1, 3, rows),
+            f"{prefix}_pickup_datetime": pickup,
+            f"{prefix}_dropoff_datetime": pickup + pd.to_timedelta(minutes * 60, unit="s"),
+            "PULocationID": pickup_zone,
+            "DOLocationID": dropoff_zone,
+            "passenger_count": rng.integers(1, 5, rows).astype(float),
+            "trip_distance": distance,
+            "fare_amount": (2.5 + 2.5 * distance).round(2),
+        }
+    )
+
+
+def write_trips(path: Path, **kwargs) -> Path:
+    make_trips(**kwargs).to_parquet(path)
+    return path
+
+
+def make_rides(rows: int, seed: int) -> list[dict]:
+    """Rides as clients send them: every zone 1..265, distances including 0 and long ones."""
+    rng = np.random.default_rng(seed)
+    return [
+        {"PULocationID": int(pu), "DOLocationID": int(do), "trip_distance": float(dist)}
+        for pu, do, dist in zip(
+            rng.integers(1, 266, rows), rng.integers(1, 266, rows), rng.exponential(3.0, rows).round(2)
+        )
+    ]
+
+
+@pytest.fixture(scope="session")
+def trips() -> pd.DataFrame:
+    return make_trips()
+
+
+@pytest.fixture(scope="session")
+def train_parquet(tmp_path_factory) -> Path:
+    return write_trips(tmp_path_factory.mktemp("data") / "green_train.parquet", rows=800, seed=1)
+
+
+@pytest.fixture(scope="session")
+def valid_parquet(tmp_path_factory) -> Path:
+    return write_trips(tmp_path_factory.mktemp("data") / "green_valid.parquet", rows=300, seed=2)
+
+
+@pytest.fixture(scope="session")
+def linear_pipeline(trips) -> Pipeline:
+    """A small real model: the course's DictVectorizer + LinearRegression on generated rides."""
+    rides = trips.iloc[len(OUTLIER_MINUTES) :]
+    durations = (rides["lpep_dropoff_datetime"] - rides["lpep_pickup_datetime"]).dt.total_seconds() / 60
+    pipeline = Pipeline([("dictvectorizer", DictVectorizer()), ("model", LinearRegression())])
+    return pipeline.fit(prepare_features_frame(rides), durations)

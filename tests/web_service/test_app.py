@@ -1,0 +1,180 @@
+import json
+
+import pytest
+
+from tests.conftest import make_rides
+from tests.web_service.conftest import MODEL_VERSION
+from web_service.app import create_app
+from web_service.features import prepare_features
+from web_service.predictor import Predictor
+from web_service.settings import AppSettings
+
+RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
+
+
+def error(code, message, details=()):
+    return {"error": {"code": code, "message": message, "details": list(details)}}
+
+
+def test_predict_returns_duration_and_model_version(client):
+    response = client.post("/predict", json=RIDE)
+
+    assert response.status_code == 200
+    assert set(response.json) == {"duration", "model_version"}
+    assert isinstance(response.json["duration"], float)
+    assert response.json["model_version"] == MODEL_VERSION
+
+
+def test_predict_gives_exactly_the_pipeline_floats(client, linear_pipeline):
+    rides = make_rides(200, seed=3)
+    expected = linear_pipeline.predict([prepare_features(ride) for ride in rides])
+
+    served = [client.post("/predict", json=ride).json["duration"] for ride in rides]
+
+    assert served == expected.tolist()
+
+
+def test_predict_missing_field_gets_400_naming_it(client):
+    response = client.post("/predict", json={"PULocationID": 10, "trip_distance": 40})
+
+    assert response.status_code == 400
+    assert response.json == error(
+        "invalid_request",
+        "invalid ride: DOLocationID",
+        [{"field": "DOLocationID", "expected": "a value: the field is required", "received": None}],
+    )
+
+
+def test_predict_wrong_types_get_400_naming_every_field(client):
+    ride = {"PULocationID": "10", "DOLocationID": True, "trip_distance": "40"}
+
+    response = client.post("/predict", json=ride)
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"] == [
+        {"field": "PULocationID", "expected": "a valid integer", "received": "10"},
+        {"field": "DOLocationID", "expected": "a valid integer", "received": True},
+        {"field": "trip_distance", "expected": "a valid number", "received": "40"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("PULocationID", 0, "greater than or equal to 1"),
+        ("DOLocationID", 266, "less than or equal to 265"),
+        ("trip_distance", -0.1, "greater than or equal to 0"),
+    ],
+)
+def test_predict_out_of_range_values_get_400(client, field, value, expected):
+    response = client.post("/predict", json=RIDE | {field: value})
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"] == [{"field": field, "expected": expected, "received": value}]
+
+
+def test_predict_non_finite_distance_gets_400_echoing_it_as_text(client):
+    response = client.post(
+        "/predict", data='{"PULocationID": 10, "DOLocationID": 50, "trip_distance": NaN}',
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"] == [
+        {"field": "trip_distance", "expected": "a finite number", "received": "nan"}
+    ]
+
+
+def test_predict_ignores_extra_fields(client):
+    plain = client.post("/predict", json=RIDE).json
+    extra = client.post("/predict", json=RIDE | {"fare_amount": 12.5, "VendorID": 2}).json
+
+    assert extra == plain
+
+
+def test_predict_accepts_json_sent_without_json_content_type(client):
+    # curl -d sends application/x-www-form-urlencoded unless told otherwise.
+    response = client.post("/predict", data=json.dumps(RIDE), content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 200
+    assert response.json == client.post("/predict", json=RIDE).json
+
+
+def test_predict_body_that_is_not_json_gets_415(client):
+    response = client.post("/predict", data="PULocationID=10", content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 415
+    assert response.json == error(
+        "unsupported_media_type",
+        "the body must be JSON (Content-Type: application/json)",
+        [{"field": "Content-Type", "expected": "application/json", "received": "application/x-www-form-urlencoded"}],
+    )
+
+
+def test_predict_malformed_json_gets_400(client):
+    response = client.post("/predict", data='{"PULocationID": 10,', content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json == error(
+        "invalid_request",
+        "the body is not valid JSON",
+        [{"field": "body", "expected": "valid JSON", "received": '{"PULocationID": 10,'}],
+    )
+
+
+def test_predict_body_that_is_not_an_object_gets_400(client):
+    response = client.post("/predict", json=[RIDE])
+
+    assert response.status_code == 400
+    assert response.json == error(
+        "invalid_request",
+        "the body must be one ride as a JSON object",
+        [{"field": "body", "expected": "a JSON object", "received": "list"}],
+    )
+
+
+def test_body_over_the_limit_gets_413(client):
+    response = client.post("/predict", json=RIDE | {"padding": "x" * 4096})
+
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "request_entity_too_large"
+    assert response.json["error"]["details"] == []
+
+
+def test_unknown_route_gets_json_404(client):
+    response = client.get("/nope")
+
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+
+
+def test_wrong_method_gets_json_405(client):
+    response = client.get("/predict")
+
+    assert response.status_code == 405
+    assert response.json["error"]["code"] == "method_not_allowed"
+
+
+class BrokenPipeline:
+    """Stands in for a model that fails inside predict: no real model fails on demand."""
+
+    def predict(self, features):
+        raise RuntimeError("secret internal detail")
+
+
+def test_unexpected_error_gets_generic_500_and_is_logged_with_traceback(caplog):
+    app = create_app(AppSettings(), Predictor(BrokenPipeline(), "broken", "test"))
+
+    response = app.test_client().post("/predict", json=RIDE)
+
+    assert response.status_code == 500
+    assert response.json == error("internal_error", "internal server error")
+    assert "secret" not in response.get_data(as_text=True)
+    assert "RuntimeError: secret internal detail" in caplog.text
+
+
+def test_health_answers_200_with_the_model_version(client):
+    response = client.get("/health")
+
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "model_version": MODEL_VERSION}

@@ -1,0 +1,83 @@
+"""The Flask app factory: thin views over a predictor that is handed in."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Request, current_app, request
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from web_service.errors import ErrorDetail, InvalidRequest, ServiceError, UnsupportedMediaType
+from web_service.predictor import Predictor
+from web_service.schema import parse_ride
+from web_service.settings import AppSettings
+
+logger = logging.getLogger(__name__)
+views = Blueprint("views", __name__)
+
+
+def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
+    """Build the app around an already loaded predictor."""
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep "code, message, details" in the order people read them
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["predictor"] = predictor
+    app.register_blueprint(views)
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _predictor() -> Predictor:
+    return current_app.extensions["predictor"]
+
+
+@views.post("/predict")
+def predict() -> dict[str, Any]:
+    ride = parse_ride(read_json(request))
+    predictor = _predictor()
+    duration = predictor.predict_one(ride.model_dump())
+    return {"duration": duration, "model_version": predictor.model_version}
+
+
+@views.get("/health")
+def health() -> dict[str, Any]:
+    return {"status": "ok", "model_version": _predictor().model_version}
+
+
+def read_json(req: Request) -> Any:
+    """Decode the body as JSON whatever its Content-Type says; curl's default is form data."""
+    try:
+        return req.get_json(force=True)
+    except BadRequest:
+        if req.is_json:
+            raise InvalidRequest(
+                "the body is not valid JSON",
+                [ErrorDetail("body", "valid JSON", _snippet(req))],
+            ) from None
+        raise UnsupportedMediaType(
+            "the body must be JSON (Content-Type: application/json)",
+            [ErrorDetail("Content-Type", "application/json", req.content_type)],
+        ) from None
+
+
+def _snippet(req: Request) -> str:
+    return req.get_data(as_text=True)[:100]
+
+
+def _service_error(error: ServiceError) -> tuple[dict[str, Any], int]:
+    return error.to_dict(), error.status
+
+
+def _http_error(error: HTTPException) -> tuple[dict[str, Any], int]:
+    # Flask's own 404/405/413 speak the same shape as ours.
+    code = (error.name or "error").lower().replace(" ", "_")
+    return _service_error(ServiceError(error.description or code, status=error.code, code=code))
+
+
+def _unexpected_error(error: Exception) -> tuple[dict[str, Any], int]:
+    # The traceback stays in the server log; the client learns nothing of the internals.
+    logger.exception("unexpected error on %s %s", request.method, request.path)
+    return _service_error(ServiceError("internal server error"))

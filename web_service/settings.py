@@ -1,0 +1,66 @@
+"""Settings read once from the environment at start and checked there.
+
+A wrong value fails start-up with a message naming the variable and what it should be, rather
+than surfacing later as a failed request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from web_service.errors import SettingsError
+
+Environ = Mapping[str, str]
+
+
+def env_int(environ: Environ, name: str, default: int, minimum: int = 1) -> int:
+    """Read a whole number of at least `minimum`, or fail naming the variable."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise SettingsError(f"{name} must be a whole number >= {minimum}, got {raw!r}")
+    return value
+
+
+def env_str(environ: Environ, name: str) -> str | None:
+    """Read a string; unset and blank both mean "not given"."""
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What the HTTP layer itself needs."""
+
+    # MAX_BODY_BYTES: largest request body accepted; larger ones get 413.
+    max_body_bytes: int = 1_048_576
+
+    @classmethod
+    def from_env(cls, environ: Environ) -> AppSettings:
+        return cls(max_body_bytes=env_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes))
+
+
+@dataclass(frozen=True)
+class FileModelSettings:
+    """Settings of `web_service.predict`: serve a pickled (DictVectorizer, model) file."""
+
+    # MODEL_PATH: the pickled (DictVectorizer, model) file, as the course's lin_reg.bin.
+    model_path: Path
+    app: AppSettings
+
+    @classmethod
+    def from_env(cls, environ: Environ) -> FileModelSettings:
+        model_path = env_str(environ, "MODEL_PATH")
+        if model_path is None:
+            raise SettingsError(
+                "MODEL_PATH is not set: name the pickled (DictVectorizer, model) file to serve, "
+                "for example MODEL_PATH=lin_reg.bin"
+            )
+        return cls(model_path=Path(model_path), app=AppSettings.from_env(environ))

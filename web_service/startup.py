@@ -1,0 +1,44 @@
+"""Turn "settings + a model loader" into a WSGI app, or stop the process with one clear line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+
+from flask import Flask
+
+from web_service.app import create_app
+from web_service.errors import StartupError
+from web_service.predictor import Predictor
+from web_service.settings import AppSettings
+
+logger = logging.getLogger("web_service")
+
+# Gunicorn's own code for "the app could not be loaded"; it stops the arbiter too.
+EXIT_STARTUP_FAILED = 3
+
+Loader = Callable[[Mapping[str, str]], tuple[AppSettings, Predictor]]
+
+
+def configure_logging() -> None:
+    """Log to stderr once, in the format Gunicorn uses, unless something configured it first."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+
+
+def build_app(load: Loader, environ: Mapping[str, str] | None = None) -> Flask:
+    """Load settings and model once; on failure log why and exit, never serve half-alive."""
+    configure_logging()
+    try:
+        settings, predictor = load(os.environ if environ is None else environ)
+    except StartupError as error:
+        logger.error("cannot start: %s", error.message)
+        raise SystemExit(EXIT_STARTUP_FAILED) from None
+    logger.info("serving model %s from %s", predictor.model_version, predictor.source)
+    return create_app(settings, predictor)
