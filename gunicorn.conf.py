@@ -1,6 +1,6 @@
 """Gunicorn settings for the ride-duration service; every value can come from the environment.
 
-    gunicorn web_service_mlflow.predict:app      # this file is read from the working directory
+gunicorn web_service_mlflow.predict:app      # this file is read from the working directory
 """
 
 import os

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,25 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
 from web_service.features import prepare_features_frame
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_FOREST = ["--n-estimators", "12", "--max-depth", "6", "--min-samples-leaf", "3", "--random-state", "1"]
+
+
+def train_cli(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the training command in `workdir` against a sqlite store there."""
+    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    env = os.environ | {"MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "web_service_mlflow.train", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
 
 # Rides outside 1..60 minutes that every generated file carries, at its head.
 OUTLIER_MINUTES = [0.5, 61.0, 120.0, -3.0, 0.2]
@@ -52,7 +74,10 @@ def make_rides(rows: int, seed: int) -> list[dict]:
     return [
         {"PULocationID": int(pu), "DOLocationID": int(do), "trip_distance": float(dist)}
         for pu, do, dist in zip(
-            rng.integers(1, 266, rows), rng.integers(1, 266, rows), rng.exponential(3.0, rows).round(2)
+            rng.integers(1, 266, rows),
+            rng.integers(1, 266, rows),
+            rng.exponential(3.0, rows).round(2),
+            strict=True,
         )
     ]
 

@@ -1,6 +1,6 @@
 """WSGI entry: serve a pickled (DictVectorizer, model) file named by MODEL_PATH.
 
-    MODEL_PATH=lin_reg.bin gunicorn web_service.predict:app
+MODEL_PATH=lin_reg.bin gunicorn web_service.predict:app
 """
 
 from __future__ import annotations

@@ -24,12 +24,17 @@ Loader = Callable[[Mapping[str, str]], tuple[AppSettings, Predictor]]
 
 def configure_logging() -> None:
     """Log to stderr once, in the format Gunicorn uses, unless something configured it first."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-            format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+    if logging.getLogger().handlers:
+        return
+    name = os.environ.get("LOG_LEVEL", "INFO").upper()
+    level = logging.getLevelNamesMapping().get(name)
+    logging.basicConfig(
+        level=level if level is not None else logging.INFO,
+        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level is None:
+        logger.warning("LOG_LEVEL=%s is not a log level (DEBUG, INFO, WARNING, ERROR); using INFO", name)
 
 
 def build_app(load: Loader, environ: Mapping[str, str] | None = None) -> Flask:

@@ -1,7 +1,7 @@
 """WSGI entry: serve the model of RUN_ID (default: the run embedded in mlruns/).
 
-    gunicorn web_service_mlflow.predict:app
-    RUN_ID=... MLFLOW_TRACKING_URI=http://... gunicorn web_service_mlflow.predict:app
+gunicorn web_service_mlflow.predict:app
+RUN_ID=... MLFLOW_TRACKING_URI=http://... gunicorn web_service_mlflow.predict:app
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from web_service.errors import ModelLoadError
 from web_service.predictor import Predictor
-from web_service_mlflow.settings import RunSettings
 from web_service_mlflow.layout import MODEL_ARTIFACT
+from web_service_mlflow.settings import RunSettings
 
 logger = logging.getLogger(__name__)
 

@@ -64,7 +64,9 @@ def fit_pipeline(rides: pd.DataFrame, params: ForestParams, n_jobs: int = -1) ->
     forest = RandomForestRegressor(**asdict(params), n_jobs=n_jobs, warm_start=True)
     # Growing the forest in steps only to report progress: with warm_start the random state
     # advances exactly as in one fit, so the trees are the same.
-    for grown in range(TREES_PER_PROGRESS_STEP, params.n_estimators + TREES_PER_PROGRESS_STEP, TREES_PER_PROGRESS_STEP):
+    for grown in range(
+        TREES_PER_PROGRESS_STEP, params.n_estimators + TREES_PER_PROGRESS_STEP, TREES_PER_PROGRESS_STEP
+    ):
         forest.set_params(n_estimators=min(grown, params.n_estimators))
         forest.fit(features, target)
         logger.info("fitting: %d/%d trees", len(forest.estimators_), params.n_estimators)
@@ -87,8 +89,13 @@ def plot_predictions(actual: np.ndarray, predicted: np.ndarray):  # -> matplotli
     figure, axes = plt.subplots(figsize=(6, 6))
     axes.scatter(actual, predicted, s=2, alpha=0.15, linewidths=0)
     axes.plot([0, 60], [0, 60], color="black", linewidth=1)
-    axes.set(xlabel="actual duration (min)", ylabel="predicted duration (min)",
-             title="validation: predicted vs actual", xlim=(0, 61), ylim=(0, 61))
+    axes.set(
+        xlabel="actual duration (min)",
+        ylabel="predicted duration (min)",
+        title="validation: predicted vs actual",
+        xlim=(0, 61),
+        ylim=(0, 61),
+    )
     return figure
 
 
@@ -163,21 +170,33 @@ def train(train_source: str, valid_source: str, params: ForestParams, n_jobs: in
     rmse = float(root_mean_squared_error(valid_rides["duration"], predicted))
     logger.info("validation RMSE: %.4f", rmse)
     figure = plot_predictions(valid_rides["duration"].to_numpy(), predicted)
-    info = {"train_data": train_source, "valid_data": valid_source,
-            "train_rows": len(train_rides), "valid_rows": len(valid_rides)}
+    info = {
+        "train_data": train_source,
+        "valid_data": valid_source,
+        "train_rows": len(train_rides),
+        "valid_rows": len(valid_rides),
+    }
     with step("logging the run to MLflow"):
         return log_run(pipeline, params, info, rmse, figure)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--train", required=True, help="TLC parquet to fit on: a path or a URL")
     parser.add_argument("--valid", required=True, help="TLC parquet to validate on: a path or a URL")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's own default)")
-    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name (default: %(default)s)")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's own default)"
+    )
+    parser.add_argument(
+        "--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name (default: %(default)s)"
+    )
     defaults = ForestParams()
     for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value, help=f"(default: {value})")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=value, help=f"(default: {value})"
+        )
     parser.add_argument("--n-jobs", type=int, default=-1, help="CPU cores for fitting (default: all)")
     return parser.parse_args(argv)
 

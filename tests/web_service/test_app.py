@@ -75,7 +75,8 @@ def test_predict_out_of_range_values_get_400(client, field, value, expected):
 
 def test_predict_non_finite_distance_gets_400_echoing_it_as_text(client):
     response = client.post(
-        "/predict", data='{"PULocationID": 10, "DOLocationID": 50, "trip_distance": NaN}',
+        "/predict",
+        data='{"PULocationID": 10, "DOLocationID": 50, "trip_distance": NaN}',
         content_type="application/json",
     )
 
@@ -94,20 +95,30 @@ def test_predict_ignores_extra_fields(client):
 
 def test_predict_accepts_json_sent_without_json_content_type(client):
     # curl -d sends application/x-www-form-urlencoded unless told otherwise.
-    response = client.post("/predict", data=json.dumps(RIDE), content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/predict", data=json.dumps(RIDE), content_type="application/x-www-form-urlencoded"
+    )
 
     assert response.status_code == 200
     assert response.json == client.post("/predict", json=RIDE).json
 
 
 def test_predict_body_that_is_not_json_gets_415(client):
-    response = client.post("/predict", data="PULocationID=10", content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/predict", data="PULocationID=10", content_type="application/x-www-form-urlencoded"
+    )
 
     assert response.status_code == 415
     assert response.json == error(
         "unsupported_media_type",
         "the body must be JSON (Content-Type: application/json)",
-        [{"field": "Content-Type", "expected": "application/json", "received": "application/x-www-form-urlencoded"}],
+        [
+            {
+                "field": "Content-Type",
+                "expected": "application/json",
+                "received": "application/x-www-form-urlencoded",
+            }
+        ],
     )
 
 

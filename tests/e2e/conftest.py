@@ -1,0 +1,94 @@
+"""Real Gunicorn on a free loopback port, started and stopped by the test that needs it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+
+# Variables that choose a model: a test's server sees only the ones the test gives it.
+MODEL_VARIABLES = ("RUN_ID", "MLFLOW_TRACKING_URI", "MODEL_STORE", "MODEL_PATH")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def gunicorn_command(app: str) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), app]
+
+
+def server_env(port: int, **variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in MODEL_VARIABLES}
+    return env | {"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "PYTHONPATH": str(REPO)} | variables
+
+
+@contextmanager
+def gunicorn(app: str, log: Path, **variables: str) -> Iterator[Server]:
+    """Start `gunicorn app` from the repo root and wait until /health answers."""
+    port = free_port()
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            gunicorn_command(app),
+            cwd=REPO,
+            env=server_env(port, **variables),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_healthy(server, timeout=90)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_healthy(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {server.process.returncode}:\n{server.output()}")
+        try:
+            if requests.get(f"{server.url}/health", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn not healthy after {timeout} s:\n{server.output()}")
+
+
+def run_until_exit(app: str, log: Path, timeout: float = 90, **variables: str) -> subprocess.CompletedProcess:
+    """Start gunicorn expecting it to stop by itself; return how it ended."""
+    return subprocess.run(
+        gunicorn_command(app),
+        cwd=REPO,
+        env=server_env(free_port(), **variables),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

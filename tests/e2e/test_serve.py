@@ -1,0 +1,130 @@
+"""End to end: real Gunicorn processes, real HTTP, the real committed model."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import requests
+
+from tests.conftest import REPO, SMALL_FOREST, make_rides, train_cli
+from tests.e2e.conftest import gunicorn, run_until_exit
+from web_service.features import prepare_features_frame
+from web_service.startup import EXIT_STARTUP_FAILED
+from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.parity import compare, post_all
+from web_service_mlflow.settings import default_run_id
+from web_service_mlflow.source import find_run_model
+
+pytestmark = pytest.mark.e2e
+MLFLOW_APP = "web_service_mlflow.predict:app"
+FILE_APP = "web_service.predict:app"
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory):
+    with gunicorn(MLFLOW_APP, tmp_path_factory.mktemp("gunicorn") / "default.log") as server:
+        yield server
+
+
+def test_test_py_prints_a_duration_from_the_committed_run(default_server):
+    done = subprocess.run(
+        [sys.executable, "test.py", f"{default_server.url}/predict"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert set(answer) == {"duration", "model_version"}
+    assert 1 <= answer["duration"] <= 60
+    assert answer["model_version"] == default_run_id(LOCAL_STORE)
+
+
+def test_rides_over_http_get_exactly_the_in_process_batch_floats(default_server):
+    import mlflow.sklearn
+
+    run_id = default_run_id(LOCAL_STORE)
+    rides = make_rides(400, seed=11)
+    pipeline = mlflow.sklearn.load_model(str(find_run_model(run_id, LOCAL_STORE)))
+    expected = pipeline.predict(prepare_features_frame(pd.DataFrame(rides))).tolist()
+
+    report = compare(post_all(f"{default_server.url}/predict", rides), rides, expected)
+
+    assert report.mismatches == []
+    assert report.ok(run_id)
+
+
+def test_missing_field_over_http_is_a_400_json_error(default_server):
+    response = requests.post(f"{default_server.url}/predict", json={"PULocationID": 10, "DOLocationID": 50})
+
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["details"][0]["field"] == "trip_distance"
+
+
+def test_a_freshly_trained_run_is_served_by_run_id(tmp_path, train_parquet, valid_parquet):
+    done = train_cli(tmp_path, "--train", str(train_parquet), "--valid", str(valid_parquet), *SMALL_FOREST)
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split()[-1]
+    rides = make_rides(50, seed=12)
+
+    with gunicorn(
+        MLFLOW_APP,
+        tmp_path / "tracked.log",
+        RUN_ID=run_id,
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    ) as tracked:
+        via_tracking = post_all(f"{tracked.url}/predict", rides)
+    with gunicorn(
+        MLFLOW_APP, tmp_path / "stored.log", RUN_ID=run_id, MODEL_STORE=str(tmp_path / "mlruns")
+    ) as stored:
+        via_store = post_all(f"{stored.url}/predict", rides)
+
+    assert {answer["model_version"] for answer in via_tracking + via_store} == {run_id}
+    assert via_tracking == via_store
+
+
+def test_a_pickled_bundle_is_served_without_mlflow(tmp_path, linear_pipeline):
+    bundle = tmp_path / "lin_reg.bin"
+    bundle.write_bytes(pickle.dumps(tuple(linear_pipeline.named_steps.values())))
+    rides = make_rides(30, seed=13)
+    expected = linear_pipeline.predict(prepare_features_frame(pd.DataFrame(rides))).tolist()
+
+    with gunicorn(FILE_APP, tmp_path / "file.log", MODEL_PATH=str(bundle)) as server:
+        answers = post_all(f"{server.url}/predict", rides)
+        log = server.output()
+
+    assert [answer["duration"] for answer in answers] == expected
+    assert answers[0]["model_version"].startswith("lin_reg.bin:")
+    assert "mlflow" not in log.lower()
+
+
+@pytest.mark.parametrize(
+    ("app", "variables", "message"),
+    [
+        (MLFLOW_APP, {"RUN_ID": "0" * 32}, f"cannot start: run {'0' * 32} has no model in the local store"),
+        (MLFLOW_APP, {"RUN_ID": "latest"}, "cannot start: RUN_ID must be an MLflow run ID"),
+        (FILE_APP, {}, "cannot start: MODEL_PATH is not set"),
+        (
+            FILE_APP,
+            {"MODEL_PATH": "/nonexistent/model.bin"},
+            "cannot start: cannot read MODEL_PATH=/nonexistent/model.bin",
+        ),
+    ],
+)
+def test_a_model_that_cannot_load_stops_the_server_with_one_message(tmp_path, app, variables, message):
+    done = run_until_exit(app, tmp_path / "fail.log", **variables)
+
+    assert done.returncode == EXIT_STARTUP_FAILED
+    errors = [line for line in done.stderr.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1, done.stderr
+    assert message in errors[0]
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,90 @@
+"""Check that a running service answers exactly what its run gives in-process.
+
+    RUN_ID=<run> python -m web_service_mlflow.parity --url http://localhost:9696/predict \\
+        --rides green_tripdata_2021-02.parquet [--limit N]
+
+Loads the model of RUN_ID (same variables as the service), scores the file's rides in one batch
+the way training does, posts every ride to the service one at a time, and compares the floats
+exactly. Exit code 0 only if every answer is identical and names the same model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import requests
+
+from web_service.features import RIDE_FIELDS, prepare_features_frame
+from web_service_mlflow.data import read_rides
+from web_service_mlflow.settings import RunSettings
+from web_service_mlflow.source import load_predictor
+
+
+@dataclass
+class ParityReport:
+    rides: int = 0
+    identical: int = 0
+    mismatches: list[tuple[dict, float, object]] = field(default_factory=list)
+    model_versions: set[str] = field(default_factory=set)
+
+    def ok(self, expected_version: str) -> bool:
+        return self.identical == self.rides and self.model_versions == {expected_version}
+
+
+def post_all(url: str, rides: Sequence[dict], concurrency: int = 4) -> list[dict]:
+    """POST each ride, `concurrency` at a time; return the decoded answers in ride order."""
+    local = threading.local()
+
+    def post(ride: dict) -> dict:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        response = local.session.post(url, json=ride, timeout=30)
+        return response.json() if response.ok else {"status": response.status_code, "body": response.text}
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(post, rides))
+
+
+def compare(answers: Sequence[dict], rides: Sequence[dict], expected: Sequence[float]) -> ParityReport:
+    report = ParityReport(rides=len(rides))
+    for ride, answer, want in zip(rides, answers, expected, strict=True):
+        report.model_versions.add(str(answer.get("model_version")))
+        if answer.get("duration") == want:
+            report.identical += 1
+        else:
+            report.mismatches.append((ride, want, answer))
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", default="http://localhost:9696/predict")
+    parser.add_argument("--rides", required=True, help="TLC parquet: a path or a URL")
+    parser.add_argument("--limit", type=int, help="only the first N rides")
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    predictor = load_predictor(RunSettings.from_env(os.environ))
+    frame = read_rides(args.rides).iloc[: args.limit]
+    expected = predictor.pipeline.predict(prepare_features_frame(frame)).tolist()
+    rides = frame[list(RIDE_FIELDS)].to_dict("records")
+    report = compare(post_all(args.url, rides, args.concurrency), rides, expected)
+    print(
+        f"{report.rides} rides: {report.identical} identical, {len(report.mismatches)} differ; "
+        f"served by {sorted(report.model_versions)}, expected {predictor.model_version}"
+    )
+    for ride, want, answer in report.mismatches[:5]:
+        print(f"  {ride}: expected {want!r}, served {answer}")
+    return 0 if report.ok(predictor.model_version) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
