@@ -30,7 +30,7 @@ def parse_ride(payload: Any) -> Ride:
     if not isinstance(payload, dict):
         raise InvalidRequest(
             "the body must be one ride as a JSON object",
-            [ErrorDetail("body", "a JSON object", type(payload).__name__)],
+            [ErrorDetail("body", "a JSON object", json_type(payload))],
         )
     try:
         return Ride.model_validate(payload)
@@ -38,6 +38,12 @@ def parse_ride(payload: Any) -> Ride:
         details = [_detail(item) for item in error.errors(include_url=False)]
         fields = ", ".join(detail.field for detail in details)
         raise InvalidRequest(f"invalid ride: {fields}", details) from None
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, as a client would say it."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _detail(item: dict[str, Any]) -> ErrorDetail:

@@ -140,8 +140,18 @@ def test_predict_body_that_is_not_an_object_gets_400(client):
     assert response.json == error(
         "invalid_request",
         "the body must be one ride as a JSON object",
-        [{"field": "body", "expected": "a JSON object", "received": "list"}],
+        [{"field": "body", "expected": "a JSON object", "received": "array"}],
     )
+
+
+@pytest.mark.parametrize(("body", "received"), [("null", "null"), ('"ride"', "string"), ("42", "number")])
+def test_predict_json_that_is_not_an_object_names_its_type(client, body, received):
+    response = client.post("/predict", data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"] == [
+        {"field": "body", "expected": "a JSON object", "received": received}
+    ]
 
 
 def test_body_over_the_limit_gets_413(client):
