@@ -3,9 +3,9 @@
     RUN_ID=<run> python -m web_service_mlflow.parity --url http://localhost:9696/predict \\
         --rides green_tripdata_2021-02.parquet [--limit N]
 
-Loads the model of RUN_ID (same variables as the service), scores the file's rides in one batch
-the way training does, posts every ride to the service one at a time, and compares the floats
-exactly. Exit code 0 only if every answer is identical and names the same model.
+Loads the model that the service's own variables name (RUN_ID, MODEL_URI, ...), scores the
+file's rides in one batch the way training does, posts every ride to the service one at a time,
+and compares the floats exactly. Exit code 0 only if every answer is identical and names the same model.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import requests
 
 from web_service.features import RIDE_FIELDS, prepare_features_frame
 from web_service_mlflow.data import read_rides
-from web_service_mlflow.settings import RunSettings
-from web_service_mlflow.source import load_predictor
+from web_service_mlflow.loader import load_predictor
+from web_service_mlflow.settings import ModelSettings
 
 
 @dataclass
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args(argv)
 
-    predictor = load_predictor(RunSettings.from_env(os.environ))
+    predictor = load_predictor(ModelSettings.from_env(os.environ))
     frame = read_rides(args.rides).iloc[: args.limit]
     expected = predictor.pipeline.predict(prepare_features_frame(frame)).tolist()
     rides = frame[list(RIDE_FIELDS)].to_dict("records")

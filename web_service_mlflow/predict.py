@@ -1,7 +1,9 @@
-"""WSGI entry: serve the model of RUN_ID (default: the run embedded in mlruns/).
+"""WSGI entry: serve the model named by RUN_ID or MODEL_URI (default: the run in mlruns/).
 
 gunicorn web_service_mlflow.predict:app
 RUN_ID=... MLFLOW_TRACKING_URI=http://... gunicorn web_service_mlflow.predict:app
+RUN_ID=... MODEL_ARTIFACT_ROOT=s3://bucket/1 gunicorn web_service_mlflow.predict:app
+MODEL_URI=models:/ride-duration@production MLFLOW_TRACKING_URI=http://... gunicorn ...
 """
 
 from __future__ import annotations
@@ -12,20 +14,22 @@ from collections.abc import Mapping
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
 from web_service.startup import build_app
-from web_service_mlflow.settings import RunSettings
-from web_service_mlflow.source import load_predictor
+from web_service_mlflow.loader import load_predictor
+from web_service_mlflow.settings import ModelSettings
 
 logger = logging.getLogger(__name__)
+SOURCE_VARIABLES = ("MLFLOW_TRACKING_URI", "MODEL_ARTIFACT_ROOT")
 
 
 def load(environ: Mapping[str, str]) -> tuple[AppSettings, Predictor]:
-    settings = RunSettings.from_env(environ)
-    if settings.is_default_run and environ.get("MLFLOW_TRACKING_URI"):
+    settings = ModelSettings.from_env(environ)
+    ignored = [name for name in SOURCE_VARIABLES if environ.get(name)]
+    if settings.is_default_run and ignored:
         logger.warning(
-            "RUN_ID is not set: serving the embedded default run %s from %s, not from "
-            "MLFLOW_TRACKING_URI; set RUN_ID to serve a run from the tracking server",
+            "neither RUN_ID nor MODEL_URI is set: serving the embedded default run %s, "
+            "ignoring %s; set RUN_ID or MODEL_URI to serve from there",
             settings.run_id,
-            settings.model_store,
+            ", ".join(ignored),
         )
     return settings.app, load_predictor(settings)
 

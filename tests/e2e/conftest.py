@@ -18,7 +18,14 @@ import requests
 from tests.conftest import REPO
 
 # Variables that choose a model: a test's server sees only the ones the test gives it.
-MODEL_VARIABLES = ("RUN_ID", "MLFLOW_TRACKING_URI", "MODEL_STORE", "MODEL_PATH")
+MODEL_VARIABLES = (
+    "RUN_ID",
+    "MODEL_URI",
+    "MLFLOW_TRACKING_URI",
+    "MODEL_ARTIFACT_ROOT",
+    "MODEL_CACHE_DIR",
+    "MODEL_PATH",
+)
 
 
 def free_port() -> int:
@@ -41,9 +48,16 @@ def gunicorn_command(app: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), app]
 
 
-def server_env(port: int, **variables: str) -> dict[str, str]:
+def server_env(port: int, log: Path, **variables: str) -> dict[str, str]:
+    """The test's environment without model variables, plus the server's own."""
     env = {k: v for k, v in os.environ.items() if k not in MODEL_VARIABLES}
-    return env | {"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "PYTHONPATH": str(REPO)} | variables
+    own = {
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "PYTHONPATH": str(REPO),
+        "MODEL_CACHE_DIR": str(log.parent / "model-cache"),
+    }
+    return env | own | variables
 
 
 @contextmanager
@@ -54,7 +68,7 @@ def gunicorn(app: str, log: Path, **variables: str) -> Iterator[Server]:
         process = subprocess.Popen(
             gunicorn_command(app),
             cwd=REPO,
-            env=server_env(port, **variables),
+            env=server_env(port, log, **variables),
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -86,7 +100,7 @@ def run_until_exit(app: str, log: Path, timeout: float = 90, **variables: str) -
     return subprocess.run(
         gunicorn_command(app),
         cwd=REPO,
-        env=server_env(free_port(), **variables),
+        env=server_env(free_port(), log, **variables),
         capture_output=True,
         text=True,
         timeout=timeout,

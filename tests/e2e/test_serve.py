@@ -18,7 +18,7 @@ from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.parity import compare, post_all
 from web_service_mlflow.settings import default_run_id
-from web_service_mlflow.source import find_run_model
+from web_service_mlflow.sources import LocalSource
 
 pytestmark = pytest.mark.e2e
 MLFLOW_APP = "web_service_mlflow.predict:app"
@@ -53,7 +53,7 @@ def test_rides_over_http_get_exactly_the_in_process_batch_floats(default_server)
 
     run_id = default_run_id(LOCAL_STORE)
     rides = make_rides(400, seed=11)
-    pipeline = mlflow.sklearn.load_model(str(find_run_model(run_id, LOCAL_STORE)))
+    pipeline = mlflow.sklearn.load_model(str(LocalSource(LOCAL_STORE, run_id).run_dir() / "model"))
     expected = pipeline.predict(prepare_features_frame(pd.DataFrame(rides))).tolist()
 
     report = compare(post_all(f"{default_server.url}/predict", rides), rides, expected)
@@ -84,7 +84,7 @@ def test_a_freshly_trained_run_is_served_by_run_id(tmp_path, train_parquet, vali
     ) as tracked:
         via_tracking = post_all(f"{tracked.url}/predict", rides)
     with gunicorn(
-        MLFLOW_APP, tmp_path / "stored.log", RUN_ID=run_id, MODEL_STORE=str(tmp_path / "mlruns")
+        MLFLOW_APP, tmp_path / "stored.log", RUN_ID=run_id, MODEL_ARTIFACT_ROOT=str(tmp_path / "mlruns")
     ) as stored:
         via_store = post_all(f"{stored.url}/predict", rides)
 
@@ -110,7 +110,7 @@ def test_a_pickled_bundle_is_served_without_mlflow(tmp_path, linear_pipeline):
 @pytest.mark.parametrize(
     ("app", "variables", "message"),
     [
-        (MLFLOW_APP, {"RUN_ID": "0" * 32}, f"cannot start: run {'0' * 32} has no model in the local store"),
+        (MLFLOW_APP, {"RUN_ID": "0" * 32}, f"cannot start: local store {LOCAL_STORE}, run {'0' * 32}: no model"),
         (MLFLOW_APP, {"RUN_ID": "latest"}, "cannot start: RUN_ID must be an MLflow run ID"),
         (FILE_APP, {}, "cannot start: MODEL_PATH is not set"),
         (

@@ -1,0 +1,81 @@
+import shutil
+
+import pytest
+
+from tests.conftest import make_rides
+from web_service.errors import ModelLoadError
+from web_service.settings import AppSettings
+from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.loader import load_predictor
+from web_service_mlflow.settings import ModelSettings, SourceKind, default_run_id
+
+UNKNOWN_RUN = "0123456789abcdef0123456789abcdef"
+
+
+def settings(tmp_path, kind, run_id, tracking_uri=None, root=LOCAL_STORE, model_uri=None):
+    return ModelSettings(
+        kind, run_id, model_uri, tracking_uri, str(root), tmp_path / "cache", 0, False, AppSettings()
+    )
+
+
+def test_a_run_loads_the_same_model_through_a_tracking_store_and_from_its_folder(tmp_path, trained_run):
+    rides = make_rides(100, seed=4)
+
+    tracked = load_predictor(
+        settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri)
+    )
+    stored = load_predictor(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=trained_run.store))
+
+    assert tracked.model_version == stored.model_version == trained_run.run_id
+    assert tracked.predict(rides) == stored.predict(rides)
+    assert tracked.source.startswith(
+        f"tracking server {trained_run.tracking_uri}, run {trained_run.run_id}, cached in"
+    )
+    assert stored.source == f"local store {trained_run.store}, run {trained_run.run_id}"
+
+
+def test_a_run_fetched_once_is_served_from_the_cache_without_its_server(tmp_path, trained_run):
+    first = load_predictor(
+        settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri)
+    )
+    gone = f"sqlite:///{tmp_path}/no-such-dir/mlflow.db"
+
+    again = load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, gone))
+
+    assert again.source.startswith(f"cache {tmp_path / 'cache' / trained_run.run_id}")
+    assert again.predict(make_rides(20, seed=5)) == first.predict(make_rides(20, seed=5))
+
+
+def test_unknown_run_on_the_tracking_store_names_run_and_store(tmp_path, trained_run):
+    with pytest.raises(ModelLoadError) as raised:
+        load_predictor(settings(tmp_path, SourceKind.TRACKING, UNKNOWN_RUN, trained_run.tracking_uri))
+
+    assert raised.value.message.startswith(
+        f"tracking server {trained_run.tracking_uri}, run {UNKNOWN_RUN}: "
+        f"not found (Run with id={UNKNOWN_RUN} not found)"
+    )
+
+
+def test_unknown_run_in_a_folder_says_where_it_looked(tmp_path, trained_run):
+    with pytest.raises(ModelLoadError, match=f"local store {trained_run.store}, run {UNKNOWN_RUN}: no model"):
+        load_predictor(settings(tmp_path, SourceKind.LOCAL, UNKNOWN_RUN, root=trained_run.store))
+
+
+def test_corrupt_model_artifact_is_a_load_error_not_a_crash(tmp_path, trained_run):
+    store = tmp_path / "mlruns"
+    shutil.copytree(trained_run.store, store)
+    [model_file] = store.glob(f"*/{trained_run.run_id}/artifacts/model/model.skops")
+    model_file.write_bytes(b"not a zip file")
+
+    with pytest.raises(ModelLoadError, match="the model artifact model.skops does not deserialize as skops"):
+        load_predictor(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=store))
+
+
+def test_embedded_default_run_is_in_the_repo_and_serves(tmp_path):
+    run_id = default_run_id(LOCAL_STORE)
+
+    predictor = load_predictor(settings(tmp_path, SourceKind.LOCAL, run_id))
+
+    assert predictor.model_version == run_id
+    duration = predictor.predict_one({"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40})
+    assert 1 <= duration <= 60

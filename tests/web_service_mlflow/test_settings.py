@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from web_service.errors import SettingsError
+from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.settings import ModelSettings, SourceKind, default_run_id
+
+RUN = "0123456789abcdef0123456789abcdef"
+
+
+def kind_of(**environ: str) -> SourceKind:
+    return ModelSettings.from_env(environ).kind
+
+
+def test_nothing_set_serves_the_embedded_run_whatever_else_is_set():
+    chosen = ModelSettings.from_env(
+        {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MODEL_ARTIFACT_ROOT": "s3://b/1"}
+    )
+
+    assert (chosen.kind, chosen.run_id, chosen.artifact_root) == (
+        SourceKind.LOCAL,
+        default_run_id(LOCAL_STORE),
+        str(LOCAL_STORE),
+    )
+    assert chosen.is_default_run
+
+
+def test_precedence_registry_then_artifact_root_then_tracking_then_repo_store():
+    tracking = {"MLFLOW_TRACKING_URI": "http://mlflow:5000"}
+
+    assert kind_of(MODEL_URI="models:/ride@production", **tracking) is SourceKind.REGISTRY
+    assert kind_of(RUN_ID=RUN, MODEL_ARTIFACT_ROOT="s3://bucket/1", **tracking) is SourceKind.S3
+    assert kind_of(RUN_ID=RUN, MODEL_ARTIFACT_ROOT="/models", **tracking) is SourceKind.LOCAL
+    assert kind_of(RUN_ID=RUN, **tracking) is SourceKind.TRACKING
+    assert kind_of(RUN_ID=RUN) is SourceKind.LOCAL
+
+
+def test_run_id_and_model_uri_together_are_refused():
+    with pytest.raises(SettingsError, match="set RUN_ID or MODEL_URI, not both"):
+        ModelSettings.from_env({"RUN_ID": RUN, "MODEL_URI": "models:/m/1", "MLFLOW_TRACKING_URI": "http://x"})
+
+
+def test_model_uri_needs_a_tracking_uri():
+    with pytest.raises(SettingsError, match="MODEL_URI=models:/m@prod needs MLFLOW_TRACKING_URI"):
+        ModelSettings.from_env({"MODEL_URI": "models:/m@prod"})
+
+
+def test_a_run_id_that_is_not_one_fails_naming_the_variable():
+    with pytest.raises(
+        SettingsError, match=r"RUN_ID must be an MLflow run ID \(32 lowercase hex digits\), got 'latest'"
+    ):
+        ModelSettings.from_env({"RUN_ID": "latest"})
+
+
+def test_an_artifact_root_of_another_cloud_is_refused():
+    with pytest.raises(
+        SettingsError, match="MODEL_ARTIFACT_ROOT must be s3://bucket/prefix or a folder, got 'gs://b/1'"
+    ):
+        ModelSettings.from_env({"RUN_ID": RUN, "MODEL_ARTIFACT_ROOT": "gs://b/1"})
+
+
+def test_cache_dir_and_load_timeout_come_from_the_environment():
+    chosen = ModelSettings.from_env({"MODEL_CACHE_DIR": "/var/cache/models", "MODEL_LOAD_TIMEOUT": "5"})
+
+    assert (chosen.cache_dir, chosen.load_timeout_s) == (Path("/var/cache/models"), 5)
+
+
+def test_cache_dir_defaults_under_the_users_cache():
+    assert ModelSettings.from_env({"XDG_CACHE_HOME": "/xdg"}).cache_dir == Path("/xdg/ride-duration/models")

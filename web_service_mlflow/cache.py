@@ -1,0 +1,97 @@
+"""A local cache of downloaded runs, keyed by run ID and verified before use.
+
+A run's artifacts never change, so once a run is here a restart needs neither the tracking
+server nor S3. An entry is filled in a private temporary folder, its manifest (size and sha256
+of every file) written last, then renamed into place in one step: a half-written download is
+never visible. A lock file per run keeps two processes starting at once from fetching twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+class ModelCache:
+    """Folders `<root>/<run_id>/` holding a run's `model/` (and `preprocessor/`) artifacts."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get(self, run_id: str) -> Path | None:
+        """The verified entry of `run_id`, or None when absent or damaged."""
+        entry = self.root / run_id
+        if not (entry / MANIFEST).is_file():
+            return None
+        if not _matches_manifest(entry):
+            logger.warning("cache entry %s does not match its manifest; fetching the run again", entry)
+            return None
+        return entry
+
+    def put(self, run_id: str, fill: Callable[[Path], None]) -> Path:
+        """Return the entry of `run_id`, calling `fill(folder)` to download it if needed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock(run_id):
+            cached = self.get(run_id)  # another process may have filled it while we waited
+            if cached is not None:
+                return cached
+            for abandoned in self.root.glob(f".{run_id}.*/"):  # left by a process that died mid-fetch
+                shutil.rmtree(abandoned, ignore_errors=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=self.root))
+            try:
+                fill(staging)
+                _write_manifest(staging, run_id)
+                entry = self.root / run_id
+                shutil.rmtree(entry, ignore_errors=True)  # a damaged earlier entry
+                staging.rename(entry)
+                return entry
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+    @contextmanager
+    def _lock(self, run_id: str) -> Iterator[None]:
+        with (self.root / f".{run_id}.lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    return (path for path in sorted(folder.rglob("*")) if path.is_file() and path.name != MANIFEST)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_manifest(folder: Path, run_id: str) -> None:
+    files = {str(path.relative_to(folder)): _sha256(path) for path in _files(folder)}
+    (folder / MANIFEST).write_text(json.dumps({"run_id": run_id, "files": files}, indent=1))
+
+
+def _matches_manifest(entry: Path) -> bool:
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text())
+        present = {str(path.relative_to(entry)): path for path in _files(entry)}
+        return manifest["run_id"] == entry.name and manifest["files"] == {
+            name: _sha256(path) for name, path in present.items()
+        }
+    except (OSError, ValueError, KeyError):
+        return False
