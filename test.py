@@ -17,9 +17,7 @@ RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
 def main() -> int:
     url = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PREDICT_URL", "http://localhost:9696/predict")
-    request = urllib.request.Request(
-        url, data=json.dumps(RIDE).encode(), headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(url, data=json.dumps(RIDE).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             print(response.read().decode())

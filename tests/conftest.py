@@ -20,14 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_FOREST = ["--n-estimators", "12", "--max-depth", "6", "--min-samples-leaf", "3", "--random-state", "1"]
 
 
-def train_cli(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the training command in `workdir` against a sqlite store there."""
-    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    env = os.environ | {"MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(REPO)}
+def train_cli(workdir: Path, *args: str, tracking_uri: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Run the training command in `workdir`, against a sqlite store there unless told otherwise."""
+    tracking_uri = tracking_uri or f"sqlite:///{workdir / 'mlflow.db'}"
+    full_env = os.environ | env | {"MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "web_service_mlflow.train", *args],
         cwd=workdir,
-        env=env,
+        env=full_env,
         capture_output=True,
         text=True,
         timeout=300,

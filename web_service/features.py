@@ -26,13 +26,8 @@ def prepare_features(ride: Mapping[str, Any]) -> dict[str, str | float]:
 
 def prepare_features_frame(rides: pd.DataFrame) -> list[dict[str, str | float]]:
     """Vectorised `prepare_features` for a DataFrame of rides; gives identical dicts, row by row."""
-    pu_do = (
-        rides["PULocationID"].astype("int64").astype(str)
-        + "_"
-        + rides["DOLocationID"].astype("int64").astype(str)
-    )
+    pu_do = rides["PULocationID"].astype("int64").astype(str) + "_" + rides["DOLocationID"].astype("int64").astype(str)
     distance = rides["trip_distance"].astype("float64")
     return [
-        {"PU_DO": key, "trip_distance": value}
-        for key, value in zip(pu_do.tolist(), distance.tolist(), strict=True)
+        {"PU_DO": key, "trip_distance": value} for key, value in zip(pu_do.tolist(), distance.tolist(), strict=True)
     ]

@@ -39,6 +39,4 @@ def _timestamp_columns(trips: pd.DataFrame, source: str) -> tuple[str, str]:
     for pickup, dropoff in PICKUP_DROPOFF:
         if pickup in trips.columns and dropoff in trips.columns:
             return pickup, dropoff
-    raise TripDataError(
-        f"{source}: found neither lpep_* (green) nor tpep_* (yellow) pickup and dropoff columns"
-    )
+    raise TripDataError(f"{source}: found neither lpep_* (green) nor tpep_* (yellow) pickup and dropoff columns")

@@ -88,12 +88,9 @@ def _load_preprocessor(preprocessor_dir: Path | None, where: str, model_class: s
     try:
         vectorizer = pickle.loads(path.read_bytes())  # noqa: S301 - the operator chose this run
     except Exception as error:
-        raise ModelLoadError(
-            f"{where}: preprocessor/{PREPROCESSOR_FILE} does not deserialize ({error})"
-        ) from error
+        raise ModelLoadError(f"{where}: preprocessor/{PREPROCESSOR_FILE} does not deserialize ({error})") from error
     if not isinstance(vectorizer, DictVectorizer):
         raise ModelLoadError(
-            f"{where}: preprocessor/{PREPROCESSOR_FILE} holds a {type(vectorizer).__name__}, "
-            "expected a DictVectorizer"
+            f"{where}: preprocessor/{PREPROCESSOR_FILE} holds a {type(vectorizer).__name__}, expected a DictVectorizer"
         )
     return vectorizer

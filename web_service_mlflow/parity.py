@@ -63,9 +63,7 @@ def compare(answers: Sequence[dict], rides: Sequence[dict], expected: Sequence[f
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://localhost:9696/predict")
     parser.add_argument("--rides", required=True, help="TLC parquet: a path or a URL")
     parser.add_argument("--limit", type=int, help="only the first N rides")

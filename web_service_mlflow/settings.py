@@ -77,9 +77,7 @@ class ModelSettings:
         )
 
 
-def _kind(
-    run_id: str | None, model_uri: str | None, tracking_uri: str | None, root: str | None
-) -> SourceKind:
+def _kind(run_id: str | None, model_uri: str | None, tracking_uri: str | None, root: str | None) -> SourceKind:
     if model_uri:
         return SourceKind.REGISTRY
     if run_id is None:  # the embedded default ignores every source variable

@@ -95,9 +95,7 @@ class RegistrySource:
     def __init__(self, tracking_uri: str, model_uri: str) -> None:
         match = MODEL_URI_PATTERN.fullmatch(model_uri)
         if match is None:
-            raise ModelLoadError(
-                f"MODEL_URI={model_uri!r} is not models:/<name>@<alias> or models:/<name>/<version>"
-            )
+            raise ModelLoadError(f"MODEL_URI={model_uri!r} is not models:/<name>@<alias> or models:/<name>/<version>")
         self.tracking_uri, self.model_uri = tracking_uri, model_uri
         self.name, self.alias, self.version = match["name"], match["alias"], match["version"]
         self.description = f"model registry {tracking_uri}, {model_uri}"
@@ -166,9 +164,7 @@ class S3Source:
     def _run_prefix(self) -> str:
         """`<prefix>/<RUN_ID>` or `<prefix>/<experiment>/<RUN_ID>`, whichever holds the model."""
         base = f"{self.prefix}/" if self.prefix else ""
-        candidates = [f"{base}{self.run_id}"] + [
-            f"{experiment}{self.run_id}" for experiment in self._subfolders(base)
-        ]
+        candidates = [f"{base}{self.run_id}"] + [f"{experiment}{self.run_id}" for experiment in self._subfolders(base)]
         for candidate in candidates:
             if self._exists(f"{candidate}/artifacts/{MODEL_ARTIFACT}/MLmodel"):
                 return candidate
@@ -181,9 +177,7 @@ class S3Source:
         return bool(self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
 
     def _subfolders(self, base: str) -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=base, Delimiter="/"
-        )
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base, Delimiter="/")
         return [common["Prefix"] for page in pages for common in page.get("CommonPrefixes", [])]
 
     def _keys(self, prefix: str) -> list[str]:
@@ -272,13 +266,9 @@ def classify(error: BaseException, where: str) -> Exception:
         return ModelLoadError(f"{where}: no AWS credentials found (environment, profile or instance role)")
     code = getattr(error, "error_code", None)
     if code == "RESOURCE_DOES_NOT_EXIST":
-        return ModelLoadError(
-            f"{where}: not found ({_short(error)}); check RUN_ID / MODEL_URI and MLFLOW_TRACKING_URI"
-        )
+        return ModelLoadError(f"{where}: not found ({_short(error)}); check RUN_ID / MODEL_URI and MLFLOW_TRACKING_URI")
     if code in DENIED_MLFLOW_CODES:
-        return ModelLoadError(
-            f"{where}: access denied ({_short(error)}); check MLFLOW_TRACKING_TOKEN or credentials"
-        )
+        return ModelLoadError(f"{where}: access denied ({_short(error)}); check MLFLOW_TRACKING_TOKEN or credentials")
     if code in TRANSIENT_MLFLOW_CODES or (code == "INTERNAL_ERROR" and "API request to" in str(error)):
         return TransientError(f"{where}: {_short(error)}")
     return ModelLoadError(f"{where}: {_short(error)}")
@@ -324,4 +314,5 @@ def _s3_error(error: BaseException) -> tuple[str, int] | None:
 
 def _short(error: BaseException) -> str:
     text = getattr(error, "message", None) or str(error) or type(error).__name__
-    return text.splitlines()[0][:300]
+    # A REST error reads "RESOURCE_DOES_NOT_EXIST: Run ... not found"; the code adds nothing.
+    return re.sub(r"^[A-Z_]+: ", "", text.splitlines()[0])[:300]

@@ -64,9 +64,7 @@ def fit_pipeline(rides: pd.DataFrame, params: ForestParams, n_jobs: int = -1) ->
     forest = RandomForestRegressor(**asdict(params), n_jobs=n_jobs, warm_start=True)
     # Growing the forest in steps only to report progress: with warm_start the random state
     # advances exactly as in one fit, so the trees are the same.
-    for grown in range(
-        TREES_PER_PROGRESS_STEP, params.n_estimators + TREES_PER_PROGRESS_STEP, TREES_PER_PROGRESS_STEP
-    ):
+    for grown in range(TREES_PER_PROGRESS_STEP, params.n_estimators + TREES_PER_PROGRESS_STEP, TREES_PER_PROGRESS_STEP):
         forest.set_params(n_estimators=min(grown, params.n_estimators))
         forest.fit(features, target)
         logger.info("fitting: %d/%d trees", len(forest.estimators_), params.n_estimators)
@@ -181,9 +179,7 @@ def train(train_source: str, valid_source: str, params: ForestParams, n_jobs: in
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", required=True, help="TLC parquet to fit on: a path or a URL")
     parser.add_argument("--valid", required=True, help="TLC parquet to validate on: a path or a URL")
     parser.add_argument(
@@ -194,11 +190,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     defaults = ForestParams()
     for name, value in asdict(defaults).items():
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", type=int, default=value, help=f"(default: {value})"
-        )
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value, help=f"(default: {value})")
     parser.add_argument("--n-jobs", type=int, default=-1, help="CPU cores for fitting (default: all)")
-    return parser.parse_args(argv)
+    parser.add_argument("--register", metavar="NAME", help="register the run's model under NAME in the registry")
+    parser.add_argument("--alias", help="with --register: point this alias (e.g. production) at the new version")
+    args = parser.parse_args(argv)
+    if args.alias and not args.register:
+        parser.error("--alias needs --register NAME")
+    return args
 
 
 def run(args: argparse.Namespace) -> str:
@@ -210,7 +209,22 @@ def run(args: argparse.Namespace) -> str:
         mlflow.set_tracking_uri(args.tracking_uri)
     mlflow.set_experiment(args.experiment)
     params = ForestParams(**{name: getattr(args, name) for name in asdict(ForestParams())})
-    return train(args.train, args.valid, params, args.n_jobs)
+    run_id = train(args.train, args.valid, params, args.n_jobs)
+    if args.register:
+        register(run_id, args.register, args.alias)
+    return run_id
+
+
+def register(run_id: str, name: str, alias: str | None) -> str:
+    """Register the run's model as a new version of `name`, and point `alias` at it."""
+    import mlflow
+
+    with step(f"registering the model as {name}"):
+        version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", name).version
+        if alias:
+            mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+    logger.info("registered models:/%s/%s%s", name, version, f" as @{alias}" if alias else "")
+    return str(version)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,6 +43,20 @@ class Server:
     def output(self) -> str:
         return self.log.read_text()
 
+    def wait_healthy(self, timeout: float = 90) -> None:
+        """Wait until /health answers; fail with the server's log if it exits or never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"gunicorn not healthy after {timeout} s:\n{self.output()}")
+
 
 def gunicorn_command(app: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), app]
@@ -61,8 +75,8 @@ def server_env(port: int, log: Path, **variables: str) -> dict[str, str]:
 
 
 @contextmanager
-def gunicorn(app: str, log: Path, **variables: str) -> Iterator[Server]:
-    """Start `gunicorn app` from the repo root and wait until /health answers."""
+def gunicorn(app: str, log: Path, wait: bool = True, **variables: str) -> Iterator[Server]:
+    """Start `gunicorn app` from the repo root and (unless told not to) wait until /health answers."""
     port = free_port()
     with log.open("w") as sink:
         process = subprocess.Popen(
@@ -74,25 +88,12 @@ def gunicorn(app: str, log: Path, **variables: str) -> Iterator[Server]:
         )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
-        wait_healthy(server, timeout=90)
+        if wait:
+            server.wait_healthy()
         yield server
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def wait_healthy(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.process.returncode}:\n{server.output()}")
-        try:
-            if requests.get(f"{server.url}/health", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn not healthy after {timeout} s:\n{server.output()}")
 
 
 def run_until_exit(app: str, log: Path, timeout: float = 90, **variables: str) -> subprocess.CompletedProcess:

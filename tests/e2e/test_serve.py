@@ -110,7 +110,11 @@ def test_a_pickled_bundle_is_served_without_mlflow(tmp_path, linear_pipeline):
 @pytest.mark.parametrize(
     ("app", "variables", "message"),
     [
-        (MLFLOW_APP, {"RUN_ID": "0" * 32}, f"cannot start: local store {LOCAL_STORE}, run {'0' * 32}: no model"),
+        (
+            MLFLOW_APP,
+            {"RUN_ID": "0" * 32},
+            f"cannot start: local store {LOCAL_STORE}, run {'0' * 32}: no model",
+        ),
         (MLFLOW_APP, {"RUN_ID": "latest"}, "cannot start: RUN_ID must be an MLflow run ID"),
         (FILE_APP, {}, "cannot start: MODEL_PATH is not set"),
         (

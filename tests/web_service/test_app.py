@@ -95,18 +95,14 @@ def test_predict_ignores_extra_fields(client):
 
 def test_predict_accepts_json_sent_without_json_content_type(client):
     # curl -d sends application/x-www-form-urlencoded unless told otherwise.
-    response = client.post(
-        "/predict", data=json.dumps(RIDE), content_type="application/x-www-form-urlencoded"
-    )
+    response = client.post("/predict", data=json.dumps(RIDE), content_type="application/x-www-form-urlencoded")
 
     assert response.status_code == 200
     assert response.json == client.post("/predict", json=RIDE).json
 
 
 def test_predict_body_that_is_not_json_gets_415(client):
-    response = client.post(
-        "/predict", data="PULocationID=10", content_type="application/x-www-form-urlencoded"
-    )
+    response = client.post("/predict", data="PULocationID=10", content_type="application/x-www-form-urlencoded")
 
     assert response.status_code == 415
     assert response.json == error(
@@ -149,9 +145,7 @@ def test_predict_json_that_is_not_an_object_names_its_type(client, body, receive
     response = client.post("/predict", data=body, content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json["error"]["details"] == [
-        {"field": "body", "expected": "a JSON object", "received": received}
-    ]
+    assert response.json["error"]["details"] == [{"field": "body", "expected": "a JSON object", "received": received}]
 
 
 def test_body_over_the_limit_gets_413(client):

@@ -13,31 +13,23 @@ UNKNOWN_RUN = "0123456789abcdef0123456789abcdef"
 
 
 def settings(tmp_path, kind, run_id, tracking_uri=None, root=LOCAL_STORE, model_uri=None):
-    return ModelSettings(
-        kind, run_id, model_uri, tracking_uri, str(root), tmp_path / "cache", 0, False, AppSettings()
-    )
+    return ModelSettings(kind, run_id, model_uri, tracking_uri, str(root), tmp_path / "cache", 0, False, AppSettings())
 
 
 def test_a_run_loads_the_same_model_through_a_tracking_store_and_from_its_folder(tmp_path, trained_run):
     rides = make_rides(100, seed=4)
 
-    tracked = load_predictor(
-        settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri)
-    )
+    tracked = load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri))
     stored = load_predictor(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=trained_run.store))
 
     assert tracked.model_version == stored.model_version == trained_run.run_id
     assert tracked.predict(rides) == stored.predict(rides)
-    assert tracked.source.startswith(
-        f"tracking server {trained_run.tracking_uri}, run {trained_run.run_id}, cached in"
-    )
+    assert tracked.source.startswith(f"tracking server {trained_run.tracking_uri}, run {trained_run.run_id}, cached in")
     assert stored.source == f"local store {trained_run.store}, run {trained_run.run_id}"
 
 
 def test_a_run_fetched_once_is_served_from_the_cache_without_its_server(tmp_path, trained_run):
-    first = load_predictor(
-        settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri)
-    )
+    first = load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri))
     gone = f"sqlite:///{tmp_path}/no-such-dir/mlflow.db"
 
     again = load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, gone))

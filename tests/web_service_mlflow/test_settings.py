@@ -14,9 +14,7 @@ def kind_of(**environ: str) -> SourceKind:
 
 
 def test_nothing_set_serves_the_embedded_run_whatever_else_is_set():
-    chosen = ModelSettings.from_env(
-        {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MODEL_ARTIFACT_ROOT": "s3://b/1"}
-    )
+    chosen = ModelSettings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MODEL_ARTIFACT_ROOT": "s3://b/1"})
 
     assert (chosen.kind, chosen.run_id, chosen.artifact_root) == (
         SourceKind.LOCAL,

@@ -29,9 +29,7 @@ def test_training_prints_the_run_id_last_and_progress_on_stderr(trained_run):
 def test_run_logs_params_rmse_and_artifacts(trained_run):
     run = MlflowClient(trained_run.tracking_uri).get_run(trained_run.run_id)
 
-    assert {
-        k: run.data.params[k] for k in ("n_estimators", "max_depth", "min_samples_leaf", "random_state")
-    } == {
+    assert {k: run.data.params[k] for k in ("n_estimators", "max_depth", "min_samples_leaf", "random_state")} == {
         "n_estimators": "12",
         "max_depth": "6",
         "min_samples_leaf": "3",
