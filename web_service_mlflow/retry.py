@@ -31,7 +31,8 @@ def with_retries(action: Callable[[], T], what: str, budget_s: float, sleep=time
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ModelLoadError(
-                    f"{what}: still failing after {attempt} attempts over {budget_s:g} s: {error}; "
+                    f"{what}: still failing after {attempt} attempt{'s' if attempt > 1 else ''} over {budget_s:g} s: "
+                    f"{error}; "
                     "check that it is up and reachable (MODEL_LOAD_TIMEOUT sets how long to wait)"
                 ) from error
             wait = min(delay, left)

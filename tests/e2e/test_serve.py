@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO, SMALL_FOREST, make_rides, train_cli
-from tests.e2e.conftest import gunicorn, run_until_exit
+from tests.processes import gunicorn, run_until_exit
 from web_service.features import prepare_features_frame
 from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.layout import LOCAL_STORE

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from tests.e2e.conftest import free_port
+from tests.processes import free_port
 
 BUCKET = "mlflow"
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "integration-key", "AWS_SECRET_ACCESS_KEY": "integration-secret"}

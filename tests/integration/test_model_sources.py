@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import make_rides
-from tests.e2e.conftest import free_port, gunicorn, run_until_exit
+from tests.processes import free_port, gunicorn, run_until_exit
 from tests.integration.conftest import REGISTERED_NAME, train_run
 from tests.integration.servers import s3_server, tracking_server, wait_tracking
 from web_service.startup import EXIT_STARTUP_FAILED

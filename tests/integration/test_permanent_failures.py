@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.e2e.conftest import run_until_exit
+from tests.processes import run_until_exit
 from tests.integration.conftest import REGISTERED_NAME
 from web_service.errors import ModelLoadError
 from web_service.settings import AppSettings
