@@ -1,0 +1,136 @@
+"""Time from `gunicorn` start to first successful prediction, for each model source.
+
+    pipenv run python -m bench.startup [--workers 2] [--out bench/results/startup.md]
+
+Starts real SeaweedFS (S3) and `mlflow server` on loopback (the test suite's helpers), copies
+the embedded default run into them through the tracking server, registers it, then starts the
+service once per case: cold cache, warm cache, and tracking server down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from tests.integration.servers import s3_server, tracking_server
+from tests.processes import free_port, gunicorn_command, server_env
+from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.settings import default_run_id
+from web_service_mlflow.sources import LocalSource
+
+RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
+NAME = "ride-duration-bench"
+
+
+def time_to_first_prediction(workdir: Path, label: str, workers: int, **variables: str) -> float:
+    """Start the service, poll /predict until it answers 200, stop it; return the seconds taken."""
+    port = free_port()
+    log = workdir / f"{label.replace(' ', '_').replace(',', '')}.log"
+    env = server_env(port, log, WEB_CONCURRENCY=str(workers), **variables)
+    started = time.perf_counter()
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            gunicorn_command("web_service_mlflow.predict:app"), env=env, stdout=sink, stderr=sink
+        )
+    try:
+        while process.poll() is None:
+            try:
+                if requests.post(f"http://127.0.0.1:{port}/predict", json=RIDE, timeout=2).ok:
+                    return time.perf_counter() - started
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"{label}: gunicorn exited {process.returncode}\n{log.read_text()}")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def copy_default_run(tracking_url: str) -> tuple[str, str]:
+    """Log the embedded run's artifacts as a new run on the tracking server; register it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_url)
+    experiment = client.create_experiment("startup-bench")
+    run_id = client.create_run(experiment).info.run_id
+    artifacts = LocalSource(LOCAL_STORE, default_run_id(LOCAL_STORE)).run_dir()
+    for name in ("model", "preprocessor"):
+        client.log_artifacts(run_id, str(artifacts / name), name)
+    client.set_terminated(run_id)
+    mlflow.set_tracking_uri(tracking_url)
+    version = mlflow.register_model(f"runs:/{run_id}/model", NAME).version
+    client.set_registered_model_alias(NAME, "production", version)
+    return run_id, experiment
+
+
+def measure(workers: int, workdir: Path | None) -> list[tuple[str, float]]:
+    rows: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = workdir or Path(tmp)
+        rows.append(("embedded default (local mlruns/)", time_to_first_prediction(work, "local", workers)))
+        with s3_server(work / "s3") as s3:
+            with tracking_server(work / "tracking", s3) as tracking:
+                run_id, experiment = copy_default_run(tracking.url)
+                by_run = {"RUN_ID": run_id, "MLFLOW_TRACKING_URI": tracking.url}
+                by_alias = {"MODEL_URI": f"models:/{NAME}@production", "MLFLOW_TRACKING_URI": tracking.url}
+                for label, variables, cache in [
+                    ("tracking server, cold cache", by_run, "tracking"),
+                    ("tracking server, warm cache", by_run, "tracking"),
+                    ("registry alias, cold cache", by_alias, "registry"),
+                    ("registry alias, warm cache", by_alias, "registry"),
+                ]:
+                    rows.append(
+                        (
+                            label,
+                            time_to_first_prediction(
+                                work, label, workers, MODEL_CACHE_DIR=str(work / "cache" / cache), **variables
+                            ),
+                        )
+                    )
+            # The tracking server is down from here on.
+            rows.append(
+                (
+                    "tracking server down, warm cache",
+                    time_to_first_prediction(
+                        work, "down", workers, MODEL_CACHE_DIR=str(work / "cache" / "tracking"), **by_run
+                    ),
+                )
+            )
+            by_s3 = {"RUN_ID": run_id, "MODEL_ARTIFACT_ROOT": f"s3://mlflow/{experiment}", **s3.env}
+            for label in ("S3 direct, cold cache", "S3 direct, warm cache"):
+                rows.append(
+                    (
+                        label,
+                        time_to_first_prediction(
+                            work, label, workers, MODEL_CACHE_DIR=str(work / "cache" / "s3"), **by_s3
+                        ),
+                    )
+                )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, help="keep servers' data and logs here (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/startup.md"))
+    args = parser.parse_args(argv)
+    rows = measure(args.workers, args.workdir)
+    table = [f"| source ({args.workers} workers) | start to first prediction |", "|---|---|"]
+    table += [f"| {label} | {seconds:.2f} s |" for label, seconds in rows]
+    text = "\n".join(table) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
