@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -46,12 +45,24 @@ def run_with_model_folder(tracking, folder: Path | None) -> str:
     return run_id
 
 
-def copy_of_model(registered, tracking, tmp_path: Path) -> Path:
+def run_with_tampered_model(registered, tracking, workdir: Path, tamper) -> str:
+    """A new run holding a copy of a good model after `tamper(model_folder)` changed it."""
     import mlflow.artifacts
 
     first, _ = registered
-    return Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="model",
-                                                    dst_path=str(tmp_path), tracking_uri=tracking.url))  # fmt: skip
+    model = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="model",
+                                                     dst_path=str(workdir), tracking_uri=tracking.url))  # fmt: skip
+    tamper(model)
+    return run_with_model_folder(tracking, model)
+
+
+def other_flavour(model: Path) -> None:
+    mlmodel = model / "MLmodel"
+    mlmodel.write_text(mlmodel.read_text().replace("  sklearn:", "  xgboost:"))
+
+
+def truncated_skops(model: Path) -> None:
+    (model / "model.skops").write_bytes(b"PK\x03\x04 truncated")
 
 
 def test_unknown_run_on_the_tracking_server(tmp_path, tracking):
@@ -102,10 +113,7 @@ def test_access_denied_by_s3_stops_gunicorn_with_one_line(tmp_path, s3, register
 
 
 def test_an_unsupported_flavour(tmp_path, tracking, registered):
-    model = copy_of_model(registered, tracking, tmp_path / "download")
-    mlmodel = (model / "MLmodel").read_text()
-    (model / "MLmodel").write_text(mlmodel.replace("  sklearn:", "  xgboost:"))
-    run_id = run_with_model_folder(tracking, model)
+    run_id = run_with_tampered_model(registered, tracking, tmp_path / "download", other_flavour)
 
     message = load(tmp_path, SourceKind.TRACKING, run_id, tracking.url)
 
@@ -116,12 +124,9 @@ def test_an_unsupported_flavour(tmp_path, tracking, registered):
 
 
 def test_an_artifact_that_does_not_deserialize(tmp_path, tracking, registered):
-    model = copy_of_model(registered, tracking, tmp_path / "download")
-    (model / "model.skops").write_bytes(b"PK\x03\x04 truncated")
-    run_id = run_with_model_folder(tracking, model)
+    run_id = run_with_tampered_model(registered, tracking, tmp_path / "download", truncated_skops)
 
     message = load(tmp_path, SourceKind.TRACKING, run_id, tracking.url)
 
     assert message.startswith(f"tracking server {tracking.url}, run {run_id}: the model artifact model.skops "
                               "does not deserialize as skops (")  # fmt: skip
-    shutil.rmtree(tmp_path / "download")
