@@ -10,7 +10,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from web_service.errors import ErrorDetail, InvalidRequest, ServiceError, UnsupportedMediaType
 from web_service.predictor import Predictor
-from web_service.schema import parse_ride
+from web_service.schema import parse_rides
 from web_service.settings import AppSettings
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False  # keep "code, message, details" in the order people read them
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_BATCH_SIZE"] = settings.max_batch_size
     app.extensions["predictor"] = predictor
     app.register_blueprint(views)
     app.register_error_handler(ServiceError, _service_error)
@@ -35,11 +36,12 @@ def _predictor() -> Predictor:
 
 
 @views.post("/predict")
-def predict() -> dict[str, Any]:
-    ride = parse_ride(read_json(request))
+def predict() -> dict[str, Any] | list[dict[str, Any]]:
+    body = parse_rides(read_json(request), current_app.config["MAX_BATCH_SIZE"])
     predictor = _predictor()
-    duration = predictor.predict_one(ride.model_dump())
-    return {"duration": duration, "model_version": predictor.model_version}
+    durations = predictor.predict([ride.model_dump() for ride in body.rides])
+    results = [{"duration": duration, "model_version": predictor.model_version} for duration in durations]
+    return results if body.is_batch else results[0]
 
 
 @views.get("/health")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, TypeAdapter, ValidationError
 
 from web_service.errors import ErrorDetail, InvalidRequest
 
-# TLC taxi zones are numbered 1..265 (264 and 265 are the "unknown" zones).
+# TLC taxi zones are numbered 1..265; 264 and 265 are the "unknown" zones and are accepted.
 ZoneID = Annotated[StrictInt, Field(ge=1, le=265)]
+# Miles. The longest real NYC taxi rides are around 100 miles; TLC records beyond this are errors.
+MAX_TRIP_DISTANCE = 500.0
 # Strict: a string or a boolean is a client bug, not a distance.
-Distance = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+Distance = Annotated[float, Strict(), Field(ge=0, lt=MAX_TRIP_DISTANCE, allow_inf_nan=False)]
 
 
 class Ride(BaseModel):
@@ -25,19 +28,41 @@ class Ride(BaseModel):
     trip_distance: Distance
 
 
-def parse_ride(payload: Any) -> Ride:
-    """Validate a decoded JSON body as one ride, or raise `InvalidRequest` naming every bad field."""
-    if not isinstance(payload, dict):
+_RIDE_LIST = TypeAdapter(list[Ride])
+
+
+@dataclass(frozen=True)
+class RideRequest:
+    """The validated body of POST /predict: one ride, or a batch answered as a list."""
+
+    rides: list[Ride]
+    is_batch: bool
+
+
+def parse_rides(payload: Any, max_batch: int) -> RideRequest:
+    """Validate a decoded JSON body as one ride or a list of rides; say what is wrong otherwise."""
+    if isinstance(payload, dict):
+        return RideRequest([_validate(Ride.model_validate, payload, "invalid ride")], is_batch=False)
+    if not isinstance(payload, list):
         raise InvalidRequest(
-            "the body must be one ride as a JSON object",
-            [ErrorDetail("body", "a JSON object", json_type(payload))],
+            "the body must be a ride (JSON object) or a list of rides",
+            [ErrorDetail("body", "a JSON object or array", json_type(payload))],
         )
+    if not 1 <= len(payload) <= max_batch:
+        raise InvalidRequest(
+            f"a batch holds 1 to {max_batch} rides, this one {len(payload)}",
+            [ErrorDetail("body", f"1 to {max_batch} rides", len(payload))],
+        )
+    return RideRequest(_validate(_RIDE_LIST.validate_python, payload, "invalid rides"), is_batch=True)
+
+
+def _validate(validate, payload: Any, what: str):
     try:
-        return Ride.model_validate(payload)
+        return validate(payload)
     except ValidationError as error:
         details = [_detail(item) for item in error.errors(include_url=False)]
         fields = ", ".join(detail.field for detail in details)
-        raise InvalidRequest(f"invalid ride: {fields}", details) from None
+        raise InvalidRequest(f"{what}: {fields}", details) from None
 
 
 def json_type(value: Any) -> str:
@@ -47,7 +72,9 @@ def json_type(value: Any) -> str:
 
 
 def _detail(item: dict[str, Any]) -> ErrorDetail:
-    field = ".".join(str(part) for part in item["loc"]) or "body"
+    # ("trip_distance",) -> "trip_distance"; (3, "trip_distance") -> "[3].trip_distance"
+    field = ".".join(f"[{part}]" if isinstance(part, int) else part for part in item["loc"]).replace(".[", "[")
+    field = field or "body"
     received = None if item["type"] == "missing" else _json_safe(item["input"])
     return ErrorDetail(field, _expected(item), received)
 
@@ -56,6 +83,8 @@ def _expected(item: dict[str, Any]) -> str:
     # pydantic says "Input should be ..."; the detail already says what arrived.
     if item["type"] == "missing":
         return "a value: the field is required"
+    if item["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return "a ride (JSON object)"
     message = item["msg"]
     for prefix in ("Input should be ", "Input "):
         if message.startswith(prefix):
@@ -69,4 +98,4 @@ def _json_safe(value: Any) -> Any:
         return str(value)
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    return repr(value)[:200]
+    return json_type(value)

@@ -41,10 +41,15 @@ class AppSettings:
 
     # MAX_BODY_BYTES: largest request body accepted; larger ones get 413.
     max_body_bytes: int = 1_048_576
+    # MAX_BATCH_SIZE: most rides in one POST /predict list.
+    max_batch_size: int = 1000
 
     @classmethod
     def from_env(cls, environ: Environ) -> AppSettings:
-        return cls(max_body_bytes=env_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes))
+        return cls(
+            max_body_bytes=env_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes),
+            max_batch_size=env_int(environ, "MAX_BATCH_SIZE", cls.max_batch_size),
+        )
 
 
 @dataclass(frozen=True)

@@ -129,23 +129,86 @@ def test_predict_malformed_json_gets_400(client):
     )
 
 
-def test_predict_body_that_is_not_an_object_gets_400(client):
-    response = client.post("/predict", json=[RIDE])
+@pytest.mark.parametrize(("body", "received"), [("null", "null"), ('"ride"', "string"), ("42", "number")])
+def test_predict_json_that_is_neither_ride_nor_list_names_its_type(client, body, received):
+    response = client.post("/predict", data=body, content_type="application/json")
 
     assert response.status_code == 400
     assert response.json == error(
         "invalid_request",
-        "the body must be one ride as a JSON object",
-        [{"field": "body", "expected": "a JSON object", "received": "array"}],
+        "the body must be a ride (JSON object) or a list of rides",
+        [{"field": "body", "expected": "a JSON object or array", "received": received}],
     )
 
 
-@pytest.mark.parametrize(("body", "received"), [("null", "null"), ('"ride"', "string"), ("42", "number")])
-def test_predict_json_that_is_not_an_object_names_its_type(client, body, received):
-    response = client.post("/predict", data=body, content_type="application/json")
+def test_predict_a_list_answers_a_list_in_the_same_order(client, linear_pipeline):
+    rides = make_rides(25, seed=6)
+    expected = linear_pipeline.predict([prepare_features(ride) for ride in rides]).tolist()
+
+    response = client.post("/predict", json=rides)
+
+    assert response.status_code == 200
+    assert response.json == [{"duration": duration, "model_version": MODEL_VERSION} for duration in expected]
+
+
+def test_predict_a_list_of_one_still_answers_a_list(client):
+    assert client.post("/predict", json=[RIDE]).json == [client.post("/predict", json=RIDE).json]
+
+
+def test_predict_a_list_over_the_batch_limit_gets_400(predictor):
+    client = create_app(AppSettings(max_batch_size=3), predictor).test_client()
+
+    response = client.post("/predict", json=[RIDE] * 4)
 
     assert response.status_code == 400
-    assert response.json["error"]["details"] == [{"field": "body", "expected": "a JSON object", "received": received}]
+    assert response.json == error(
+        "invalid_request",
+        "a batch holds 1 to 3 rides, this one 4",
+        [{"field": "body", "expected": "1 to 3 rides", "received": 4}],
+    )
+
+
+def test_predict_an_empty_list_gets_400(client):
+    response = client.post("/predict", json=[])
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"] == [{"field": "body", "expected": "1 to 1000 rides", "received": 0}]
+
+
+def test_predict_a_list_names_each_bad_ride_by_position(client):
+    response = client.post("/predict", json=[RIDE, RIDE | {"trip_distance": -1}, "ride", RIDE | {"PULocationID": None}])
+
+    assert response.status_code == 400
+    assert response.json == error(
+        "invalid_request",
+        "invalid rides: [1].trip_distance, [2], [3].PULocationID",
+        [
+            {"field": "[1].trip_distance", "expected": "greater than or equal to 0", "received": -1},
+            {"field": "[2]", "expected": "a ride (JSON object)", "received": "ride"},
+            {"field": "[3].PULocationID", "expected": "a valid integer", "received": None},
+        ],
+    )
+
+
+def test_predict_rejects_distances_of_500_miles_and_more(client):
+    response = client.post("/predict", json=RIDE | {"trip_distance": 500})
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"] == [
+        {"field": "trip_distance", "expected": "less than 500", "received": 500}
+    ]
+
+
+@pytest.mark.parametrize("zones", [(264, 265), (1, 1)])
+def test_unknown_zones_and_pairs_never_seen_in_training_are_predicted_from_distance(client, linear_pipeline, zones):
+    ride = {"PULocationID": zones[0], "DOLocationID": zones[1], "trip_distance": 3.0}
+    vectorizer = linear_pipeline.named_steps["dictvectorizer"]
+    assert f"PU_DO={zones[0]}_{zones[1]}" not in vectorizer.vocabulary_
+
+    response = client.post("/predict", json=ride)
+
+    assert response.status_code == 200
+    assert response.json["duration"] == linear_pipeline.predict([{"trip_distance": 3.0}])[0]
 
 
 def test_body_over_the_limit_gets_413(client):
