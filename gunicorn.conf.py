@@ -44,7 +44,9 @@ preload_app = _bool("GUNICORN_PRELOAD", True)
 # --- housekeeping ------------------------------------------------------------------------------
 # Heartbeat files on tmpfs: a slow disk must not make the arbiter kill healthy workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
+# The app writes its own JSON line per request (request ID, route, status, latency, batch size);
+# Gunicorn's access log is off unless asked for.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Gunicorn's control socket sits at one path per user: two servers on a host would fight over it.
 control_socket_disable = not _bool("GUNICORN_CONTROL_SOCKET", False)

@@ -29,6 +29,7 @@ class ServiceError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    headers: dict[str, str] = {}
 
     def __init__(
         self,
@@ -66,6 +67,21 @@ class UnsupportedMediaType(ServiceError):
 
     status = 415
     code = "unsupported_media_type"
+
+
+class Unauthorized(ServiceError):
+    """The request lacks the bearer token that API_TOKEN requires."""
+
+    status = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="ride-duration"'}
+
+
+class NotReady(ServiceError):
+    """The model has not passed its self-check: this process must not answer predictions."""
+
+    status = 503
+    code = "not_ready"
 
 
 class StartupError(ServiceError):

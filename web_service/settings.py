@@ -43,12 +43,15 @@ class AppSettings:
     max_body_bytes: int = 1_048_576
     # MAX_BATCH_SIZE: most rides in one POST /predict list.
     max_batch_size: int = 1000
+    # API_TOKEN: bearer tokens (comma-separated) that /predict requires; none means open.
+    api_tokens: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Environ) -> AppSettings:
         return cls(
             max_body_bytes=env_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch_size=env_int(environ, "MAX_BATCH_SIZE", cls.max_batch_size),
+            api_tokens=tuple(token.strip() for token in environ.get("API_TOKEN", "").split(",") if token.strip()),
         )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from flask import Flask
 
-from web_service.app import create_app
+from web_service.app import create_app, is_ready
 from web_service.errors import StartupError
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
@@ -45,5 +45,10 @@ def build_app(load: Loader, environ: Mapping[str, str] | None = None) -> Flask:
     except StartupError as error:
         logger.error("cannot start: %s", error.message)
         raise SystemExit(EXIT_STARTUP_FAILED) from None
+    app = create_app(settings, predictor)
+    if not is_ready(app):
+        logger.error("cannot start: model %s failed its self-check: %s", predictor.model_version,
+                     app.extensions["self_check"]["error"])  # fmt: skip
+        raise SystemExit(EXIT_STARTUP_FAILED)
     logger.info("serving model %s from %s", predictor.model_version, predictor.source)
-    return create_app(settings, predictor)
+    return app

@@ -29,13 +29,22 @@ def load_run_model(model_dir: Path, preprocessor_dir: Path | None, where: str) -
     return _as_dict_pipeline(model, preprocessor_dir, where)
 
 
-def read_sklearn_flavor(model_dir: Path, where: str) -> dict[str, Any]:
-    """The MLmodel file's sklearn section, or a load error saying why there is none."""
+def read_mlmodel(model_dir: Path, where: str) -> dict[str, Any]:
+    """The model folder's MLmodel file, parsed."""
     try:
-        mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+        return yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ModelLoadError(f"{where}: cannot read the MLmodel file ({error})") from error
-    flavors = (mlmodel or {}).get("flavors") or {}
+
+
+def training_record(model_dir: Path, where: str) -> dict[str, Any] | None:
+    """Params and metrics that web_service_mlflow.train wrote into the MLmodel metadata, if any."""
+    return (read_mlmodel(model_dir, where).get("metadata") or {}).get("training")
+
+
+def read_sklearn_flavor(model_dir: Path, where: str) -> dict[str, Any]:
+    """The MLmodel file's sklearn section, or a load error saying why there is none."""
+    flavors = read_mlmodel(model_dir, where).get("flavors") or {}
     if "sklearn" not in flavors:
         raise ModelLoadError(
             f"{where}: unsupported model flavour {sorted(flavors)}; this service serves MLflow's "

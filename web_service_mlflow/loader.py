@@ -13,7 +13,7 @@ from pathlib import Path
 
 from web_service.predictor import Predictor
 from web_service_mlflow.cache import ModelCache
-from web_service_mlflow.flavor import load_run_model
+from web_service_mlflow.flavor import load_run_model, training_record
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
 from web_service_mlflow.retry import with_retries
 from web_service_mlflow.settings import ModelSettings, SourceKind
@@ -49,9 +49,12 @@ def load_predictor(settings: ModelSettings) -> Predictor:
         resolved, folder, origin = ResolvedModel(settings.run_id), source.run_dir(), source.description
     else:
         resolved, folder, origin = _fetch(source, ModelCache(settings.cache_dir), settings)
-    pipeline = load_run_model(folder / MODEL_ARTIFACT, folder / PREPROCESSOR_ARTIFACT, source.description)
+    model_dir = folder / MODEL_ARTIFACT
+    pipeline = load_run_model(model_dir, folder / PREPROCESSOR_ARTIFACT, source.description)
     logger.info("loaded %s from %s in %.2f s", resolved.model_version, origin, time.perf_counter() - started)
-    return Predictor(pipeline, model_version=resolved.model_version, source=origin)
+    metadata = {"run_id": resolved.run_id, "registered_model": resolved.registry_version,
+                "training": training_record(model_dir, source.description)}  # fmt: skip
+    return Predictor(pipeline, model_version=resolved.model_version, source=origin, metadata=metadata)
 
 
 def _fetch(source: Source, cache: ModelCache, settings: ModelSettings) -> tuple[ResolvedModel, Path, str]:

@@ -105,13 +105,15 @@ def log_run(pipeline: Pipeline, params: ForestParams, info: dict, rmse: float, f
         mlflow.set_tags({"model_class": "RandomForestRegressor", "features": ",".join(FEATURE_NAMES)})
         mlflow.log_params(asdict(params) | info)
         mlflow.log_metric("rmse", rmse)
-        _log_model(pipeline, Path(tmp))
+        # The model carries its own training record, for sources that have no tracking server.
+        training = {"run_id": run.info.run_id, "params": asdict(params) | info, "metrics": {"rmse": rmse}}
+        _log_model(pipeline, Path(tmp), training)
         _log_preprocessor(pipeline.named_steps["dictvectorizer"], Path(tmp))
         mlflow.log_figure(figure, PLOT_ARTIFACT)
         return run.info.run_id
 
 
-def _log_model(pipeline: Pipeline, tmp: Path) -> None:
+def _log_model(pipeline: Pipeline, tmp: Path, training: dict) -> None:
     # mlflow.sklearn.log_model would put the model under <experiment>/models/m-<id>/ (MLflow 3).
     # Saving it into the run's own artifacts keeps <root>/<experiment>/<RUN_ID>/artifacts/model
     # loadable straight from the artifact store, with no tracking server.
@@ -125,6 +127,7 @@ def _log_model(pipeline: Pipeline, tmp: Path) -> None:
         serialization_format="skops",
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
         pip_requirements=_pip_requirements(),
+        metadata={"training": training},
     )
     _compress_skops(pipeline, model_dir)
     mlflow.log_artifacts(str(model_dir), MODEL_ARTIFACT)

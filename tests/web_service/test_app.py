@@ -233,26 +233,78 @@ def test_wrong_method_gets_json_405(client):
     assert response.json["error"]["code"] == "method_not_allowed"
 
 
-class BrokenPipeline:
-    """Stands in for a model that fails inside predict: no real model fails on demand."""
+class FailsOnLongRides:
+    """Stands in for a model with a bug on some inputs: no real model fails on demand."""
 
     def predict(self, features):
-        raise RuntimeError("secret internal detail")
+        if any(f["trip_distance"] > 100 for f in features):
+            raise RuntimeError("secret internal detail")
+        return [7.0] * len(features)
 
 
-def test_unexpected_error_gets_generic_500_and_is_logged_with_traceback(caplog):
-    app = create_app(AppSettings(), Predictor(BrokenPipeline(), "broken", "test"))
+class AlwaysFails:
+    """Stands in for a model that cannot predict at all (a broken artifact, say)."""
 
-    response = app.test_client().post("/predict", json=RIDE)
+    def predict(self, features):
+        raise RuntimeError("cannot predict")
+
+
+def test_unexpected_error_gets_generic_500_and_is_logged_with_traceback_and_request_id(caplog):
+    app = create_app(AppSettings(), Predictor(FailsOnLongRides(), "buggy", "test"))
+
+    response = app.test_client().post(
+        "/predict", json=RIDE | {"trip_distance": 150}, headers={"X-Request-ID": "req-42"}
+    )
 
     assert response.status_code == 500
     assert response.json == error("internal_error", "internal server error")
     assert "secret" not in response.get_data(as_text=True)
     assert "RuntimeError: secret internal detail" in caplog.text
+    assert "(request req-42)" in caplog.text
 
 
-def test_health_answers_200_with_the_model_version(client):
+def test_a_model_that_fails_its_self_check_is_not_ready_and_answers_503():
+    client = create_app(AppSettings(), Predictor(AlwaysFails(), "broken", "test")).test_client()
+
+    for response in (client.get("/ready"), client.post("/predict", json=RIDE)):
+        assert response.status_code == 503
+        assert response.json == error("not_ready", "the model failed its self-check (RuntimeError: cannot predict)")
+    assert client.get("/health").status_code == 200
+
+
+def test_health_answers_200_while_the_process_is_up(client):
     response = client.get("/health")
 
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "model_version": MODEL_VERSION}
+    assert response.json == {"status": "ok"}
+
+
+def test_ready_reports_the_self_check_prediction(client, linear_pipeline):
+    response = client.get("/ready")
+
+    assert response.status_code == 200
+    expected = linear_pipeline.predict([prepare_features(RIDE)])[0]
+    assert response.json == {
+        "status": "ready",
+        "model_version": MODEL_VERSION,
+        "self_check": {"passed": True, "ride": RIDE | {"trip_distance": 40.0}, "duration": expected},
+    }
+
+
+def test_model_describes_identity_class_params_features_and_libraries(client, linear_pipeline):
+    response = client.get("/model")
+
+    assert response.status_code == 200
+    body = response.json
+    assert (body["model_version"], body["source"], body["model_class"]) == (
+        MODEL_VERSION,
+        "test fixture",
+        "LinearRegression",
+    )
+    assert body["model_params"]["fit_intercept"] is True
+    assert body["features"] == {
+        "input": ["PU_DO", "trip_distance"],
+        "vectorized": len(linear_pipeline.named_steps["dictvectorizer"].feature_names_),
+    }
+    assert {"python", "scikit-learn", "numpy", "flask"} <= set(body["libraries"])
+    assert body["loaded_at"].endswith("+00:00")
