@@ -3,7 +3,10 @@
 gunicorn web_service_mlflow.predict:app      # this file is read from the working directory
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 
 def _int(name: str, default: int) -> int:
@@ -50,3 +53,35 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Gunicorn's control socket sits at one path per user: two servers on a host would fight over it.
 control_socket_disable = not _bool("GUNICORN_CONTROL_SOCKET", False)
+
+# --- metrics across workers ------------------------------------------------------------------
+# prometheus-client's multiprocess mode: every worker writes its counts into one folder that
+# /metrics adds up. The folder must be set before the app is imported, and start empty.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    _own_metrics_dir = tempfile.mkdtemp(prefix="ride-duration-metrics-", dir=_shm)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+    _master_pid = os.getpid()
+
+    def _remove_own_metrics_dir() -> None:
+        # Forked workers inherit this handler; only the master may remove the folder.
+        if os.getpid() == _master_pid:
+            shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
+    atexit.register(_remove_own_metrics_dir)
+
+
+def on_starting(server):
+    """Drop counts a previous server left in a reused metrics folder."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -10,6 +10,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from web_service.auth import init_auth
 from web_service.errors import ErrorDetail, InvalidRequest, NotReady, ServiceError, UnsupportedMediaType
+from web_service.metrics import init_metrics, observe_predictions
 from web_service.predictor import Predictor
 from web_service.requestlog import init_request_log, note_batch_size, request_id
 from web_service.schema import parse_rides
@@ -28,6 +29,7 @@ def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     app.extensions["predictor"] = predictor
     app.extensions["self_check"] = run_self_check(predictor)
     init_request_log(app)
+    init_metrics(app, predictor.model_version, predictor.source)
     init_auth(app, settings.api_tokens, protected_endpoints={"views.predict"})
     app.register_blueprint(views)
     app.register_error_handler(ServiceError, _service_error)
@@ -61,6 +63,7 @@ def predict() -> dict[str, Any] | list[dict[str, Any]]:
     body = parse_rides(read_json(request), current_app.config["MAX_BATCH_SIZE"])
     note_batch_size(len(body.rides))
     durations = predictor.predict([ride.model_dump() for ride in body.rides])
+    observe_predictions(durations)
     results = [{"duration": duration, "model_version": predictor.model_version} for duration in durations]
     return results if body.is_batch else results[0]
 

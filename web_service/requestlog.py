@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -54,6 +55,7 @@ def _finish(response: Response) -> Response:
                 "latency_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 3),
                 "batch_size": g.get("batch_size"),
                 "model_version": current_app.extensions["predictor"].model_version,
+                "pid": os.getpid(),
             }
         )
     )

@@ -132,3 +132,26 @@ def test_a_model_that_cannot_load_stops_the_server_with_one_message(tmp_path, ap
     assert len(errors) == 1, done.stderr
     assert message in errors[0]
     assert "Traceback" not in done.stderr
+
+
+def test_metrics_count_every_request_across_two_workers(tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    rides = make_rides(60, seed=14)
+    with gunicorn(MLFLOW_APP, tmp_path / "metrics.log", WEB_CONCURRENCY="2") as server:
+        post_all(f"{server.url}/predict", rides, concurrency=6)
+        text = requests.get(f"{server.url}/metrics", timeout=10).text
+        workers = {line["pid"] for line in map(json.loads, filter(_is_json, server.output().splitlines()))}
+
+    counted = {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "ride_duration_http_requests_total" and sample.labels["route"] == "/predict"
+    }
+    assert counted == {"200": 60.0}
+    assert len(workers) == 2  # both workers answered some of them
+
+
+def _is_json(line: str) -> bool:
+    return line.startswith("{")
