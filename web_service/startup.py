@@ -9,10 +9,11 @@ from collections.abc import Callable, Mapping
 
 from flask import Flask
 
-from web_service.app import create_app, is_ready
+from web_service.app import create_app
 from web_service.errors import StartupError
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
+from web_service.views import is_ready
 
 logger = logging.getLogger("web_service")
 

@@ -155,3 +155,22 @@ def test_metrics_count_every_request_across_two_workers(tmp_path):
 
 def _is_json(line: str) -> bool:
     return line.startswith("{")
+
+
+def test_mlflows_own_scoring_client_round_trips_a_dataframe(default_server):
+    from urllib.parse import urlparse
+
+    from importlib.metadata import version
+
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+    address = urlparse(default_server.url)
+    client = ScoringServerClient(address.hostname, address.port)
+    rides = pd.DataFrame(make_rides(30, seed=15))
+    client.wait_server_ready(timeout=10)
+
+    predictions = client.invoke(rides).get_predictions(predictions_format="ndarray").tolist()
+
+    served = post_all(f"{default_server.url}/predict", rides.to_dict("records"))
+    assert predictions == [answer["duration"] for answer in served]
+    assert client.get_version() == version("mlflow")

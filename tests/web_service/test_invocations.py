@@ -1,0 +1,107 @@
+import pytest
+
+from tests.conftest import make_rides
+from web_service.app import create_app
+from web_service.features import prepare_features
+from web_service.settings import AppSettings
+
+RIDES = make_rides(5, seed=51)
+COLUMNS = ["PULocationID", "DOLocationID", "trip_distance"]
+
+
+@pytest.fixture
+def expected(linear_pipeline) -> list[float]:
+    return linear_pipeline.predict([prepare_features(ride) for ride in RIDES]).tolist()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_split": {"columns": COLUMNS, "data": [[r[c] for c in COLUMNS] for r in RIDES]}},
+        {
+            "dataframe_split": {
+                "index": list(range(5)),
+                "columns": COLUMNS,
+                "data": [[r[c] for c in COLUMNS] for r in RIDES],
+            }
+        },
+        {"dataframe_records": RIDES},
+        {"instances": RIDES},
+        {"inputs": RIDES},
+        {"inputs": {c: [r[c] for r in RIDES] for c in COLUMNS}},
+        {"instances": RIDES, "params": {"ignored": True}},
+    ],
+    ids=["split", "split-with-index", "records", "instances", "inputs", "inputs-as-columns", "with-params"],
+)
+def test_every_mlflow_json_form_gives_the_pipeline_predictions(client, expected, body):
+    response = client.post("/invocations", json=body)
+
+    assert response.status_code == 200
+    assert response.json == {"predictions": expected}
+
+
+def test_csv_with_a_header_row_is_accepted(client, expected):
+    lines = [",".join(COLUMNS)] + [",".join(str(ride[c]) for c in COLUMNS) for ride in RIDES]
+
+    response = client.post("/invocations", data="\n".join(lines), content_type="text/csv")
+
+    assert response.json == {"predictions": expected}
+
+
+def test_invocations_and_predict_agree(client):
+    predicted = [answer["duration"] for answer in client.post("/predict", json=RIDES).json]
+
+    assert client.post("/invocations", json={"dataframe_records": RIDES}).json["predictions"] == predicted
+
+
+def test_a_body_without_exactly_one_input_key_gets_400(client):
+    response = client.post("/invocations", json={"instances": RIDES, "inputs": RIDES})
+
+    assert response.status_code == 400
+    assert response.json == {
+        "error": {
+            "code": "invalid_request",
+            "message": "the body must hold exactly one of dataframe_split, dataframe_records, instances, inputs",
+            "details": [
+                {"field": "body", "expected": "one of dataframe_split, dataframe_records, instances, inputs",
+                 "received": ["inputs", "instances"]},
+            ],
+        }
+    }  # fmt: skip
+
+
+def test_bad_rides_are_named_by_position_as_in_predict(client):
+    response = client.post("/invocations", json={"dataframe_records": [RIDES[0], {"PULocationID": 1}]})
+
+    assert response.status_code == 400
+    assert [d["field"] for d in response.json["error"]["details"]] == ["[1].DOLocationID", "[1].trip_distance"]
+
+
+def test_ragged_columns_get_400(client):
+    response = client.post("/invocations", json={"inputs": {"PULocationID": [1, 2], "DOLocationID": [3]}})
+
+    assert response.status_code == 400
+    assert response.json["error"]["message"] == "inputs as columns needs one list per column, all of one length"
+
+
+def test_other_content_types_get_415(client):
+    response = client.post("/invocations", data="x", content_type="application/octet-stream")
+
+    assert response.status_code == 415
+    assert response.json["error"]["code"] == "unsupported_media_type"
+
+
+def test_ping_and_version_answer_like_mlflow(client):
+    from importlib.metadata import version
+
+    assert client.get("/ping").status_code == 200
+    assert client.get("/version").get_data(as_text=True) == version("mlflow")
+
+
+def test_invocations_needs_the_token_when_one_is_set(predictor):
+    client = create_app(AppSettings(api_tokens=("t0k3n",)), predictor).test_client()
+    body = {"dataframe_records": RIDES}
+
+    assert client.post("/invocations", json=body).status_code == 401
+    assert client.post("/invocations", json=body, headers={"Authorization": "Bearer t0k3n"}).status_code == 200
+    assert client.get("/ping").status_code == 200

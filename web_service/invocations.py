@@ -1,0 +1,113 @@
+"""MLflow's scoring protocol, so that tools built for `mlflow models serve` work against us.
+
+    POST /invocations   {"dataframe_split": ...} | {"dataframe_records": ...} | {"instances": ...}
+                        | {"inputs": ...} as JSON, or CSV with a header row
+                        -> {"predictions": [minutes, ...]}
+    GET  /ping, GET /version
+
+Every input form becomes a list of rides and goes through the same validation as /predict.
+`mlflow models serve` cannot serve this pipeline at all: it hands the model a DataFrame, and a
+DictVectorizer wants dicts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from web_service.errors import ErrorDetail, InvalidRequest, UnsupportedMediaType
+from web_service.views import predict_rides, read_json
+
+mlflow_protocol = Blueprint("mlflow_protocol", __name__)
+INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+@mlflow_protocol.post("/invocations")
+def invocations() -> dict[str, Any]:
+    durations, _ = predict_rides(read_records())
+    return {"predictions": durations}
+
+
+@mlflow_protocol.get("/ping")
+def ping() -> Response:
+    return Response("\n", mimetype="text/plain")
+
+
+@mlflow_protocol.get("/version")
+def mlflow_version() -> Response:
+    # The MLflow version this service speaks the protocol of; MLflow itself is not imported.
+    try:
+        text = version("mlflow")
+    except PackageNotFoundError:
+        text = "unknown"
+    return Response(text, mimetype="text/plain")
+
+
+def read_records() -> list[Any]:
+    """The request's rides as a list of records, whatever MLflow input form carried them."""
+    content_type = (request.mimetype or "").lower()
+    if content_type == "text/csv":
+        return _csv_records(request.get_data(as_text=True))
+    if content_type != "application/json":
+        raise UnsupportedMediaType(
+            "/invocations takes application/json or text/csv",
+            [ErrorDetail("Content-Type", "application/json or text/csv", request.content_type)],
+        )
+    return records_from_json(read_json(request))
+
+
+def records_from_json(body: Any) -> list[Any]:
+    keys = [key for key in INPUT_KEYS if isinstance(body, dict) and key in body]
+    if len(keys) != 1:
+        raise InvalidRequest(
+            "the body must hold exactly one of " + ", ".join(INPUT_KEYS),
+            [ErrorDetail("body", f"one of {', '.join(INPUT_KEYS)}", sorted(body) if isinstance(body, dict) else None)],
+        )
+    value = body[keys[0]]
+    if keys[0] == "dataframe_split":
+        return _split_records(value)
+    if isinstance(value, dict):  # instances/inputs as columns: {"PULocationID": [...], ...}
+        return _column_records(value, keys[0])
+    if not isinstance(value, list):
+        raise InvalidRequest(
+            f"{keys[0]} must be a list of rides", [ErrorDetail(keys[0], "a list", type(value).__name__)]
+        )
+    return value
+
+
+def _split_records(split: Any) -> list[Any]:
+    if not (isinstance(split, dict) and isinstance(split.get("columns"), list) and isinstance(split.get("data"), list)):
+        raise InvalidRequest(
+            'dataframe_split must be {"columns": [...], "data": [[...], ...]}',
+            [ErrorDetail("dataframe_split", "columns and data lists", type(split).__name__)],
+        )
+    columns = split["columns"]
+    return [dict(zip(columns, row, strict=False)) if isinstance(row, list) else row for row in split["data"]]
+
+
+def _column_records(columns: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    lengths = {len(values) for values in columns.values() if isinstance(values, list)}
+    if len(lengths) != 1 or not all(isinstance(values, list) for values in columns.values()):
+        raise InvalidRequest(
+            f"{key} as columns needs one list per column, all of one length",
+            [ErrorDetail(key, "equal-length lists", {name: type(v).__name__ for name, v in columns.items()})],
+        )
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _csv_records(text: str) -> list[dict[str, Any]]:
+    return [{name: _number(value) for name, value in row.items()} for row in csv.DictReader(io.StringIO(text))]
+
+
+def _number(value: str | None) -> Any:
+    # CSV has no types: "10" is the integer 10, "1.5" the number 1.5; anything else stays text.
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            continue
+    return value
