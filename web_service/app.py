@@ -12,6 +12,7 @@ from web_service.auth import init_auth
 from web_service.errors import ServiceError
 from web_service.invocations import mlflow_protocol
 from web_service.metrics import init_metrics
+from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
 from web_service.requestlog import init_request_log, request_id
 from web_service.settings import AppSettings
@@ -30,6 +31,7 @@ def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     app.config["MAX_BATCH_SIZE"] = settings.max_batch_size
     app.extensions["predictor"] = predictor
     app.extensions["self_check"] = run_self_check(predictor)
+    app.extensions["prediction_log"] = PredictionLog(settings.prediction_log) if settings.prediction_log else None
     init_request_log(app)
     init_metrics(app, predictor.model_version, predictor.source)
     init_auth(app, settings.api_tokens, PROTECTED_ENDPOINTS)

@@ -45,6 +45,8 @@ class AppSettings:
     max_batch_size: int = 1000
     # API_TOKEN: bearer tokens (comma-separated) that /predict requires; none means open.
     api_tokens: tuple[str, ...] = ()
+    # PREDICTION_LOG: JSON-lines file of every prediction's inputs and outputs; unset means off.
+    prediction_log: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Environ) -> AppSettings:
@@ -52,6 +54,7 @@ class AppSettings:
             max_body_bytes=env_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch_size=env_int(environ, "MAX_BATCH_SIZE", cls.max_batch_size),
             api_tokens=tuple(token.strip() for token in environ.get("API_TOKEN", "").split(",") if token.strip()),
+            prediction_log=Path(log) if (log := env_str(environ, "PREDICTION_LOG")) else None,
         )
 
 

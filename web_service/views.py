@@ -11,7 +11,7 @@ from werkzeug.exceptions import BadRequest
 from web_service.errors import ErrorDetail, InvalidRequest, NotReady, UnsupportedMediaType
 from web_service.metrics import observe_predictions
 from web_service.predictor import Predictor
-from web_service.requestlog import note_batch_size
+from web_service.requestlog import note_batch_size, request_id
 from web_service.schema import parse_rides
 
 logger = logging.getLogger(__name__)
@@ -42,8 +42,11 @@ def predict_rides(payload: Any) -> tuple[list[float], bool]:
     predictor = _predictor()
     body = parse_rides(payload, current_app.config["MAX_BATCH_SIZE"])
     note_batch_size(len(body.rides))
-    durations = predictor.predict([ride.model_dump() for ride in body.rides])
+    rides = [ride.model_dump() for ride in body.rides]
+    durations = predictor.predict(rides)
     observe_predictions(durations)
+    if (log := current_app.extensions["prediction_log"]) is not None:
+        log.record(request_id(), predictor.model_version, rides, durations)
     return durations, body.is_batch
 
 

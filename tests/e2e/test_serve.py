@@ -158,9 +158,8 @@ def _is_json(line: str) -> bool:
 
 
 def test_mlflows_own_scoring_client_round_trips_a_dataframe(default_server):
-    from urllib.parse import urlparse
-
     from importlib.metadata import version
+    from urllib.parse import urlparse
 
     from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
