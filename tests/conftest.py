@@ -104,3 +104,12 @@ def linear_pipeline(trips) -> Pipeline:
     durations = (rides["lpep_dropoff_datetime"] - rides["lpep_pickup_datetime"]).dt.total_seconds() / 60
     pipeline = Pipeline([("dictvectorizer", DictVectorizer()), ("model", LinearRegression())])
     return pipeline.fit(prepare_features_frame(rides), durations)
+
+
+# Lines tests ask to report (such as schemathesis' case count); they close the run's output.
+SUMMARY = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    for line in config.stash.get(SUMMARY, []):
+        terminalreporter.write_line(line)

@@ -12,6 +12,7 @@ from web_service.auth import init_auth
 from web_service.errors import ServiceError
 from web_service.invocations import mlflow_protocol
 from web_service.metrics import init_metrics
+from web_service.openapi import build_document, openapi_views
 from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
 from web_service.requestlog import init_request_log, request_id
@@ -37,6 +38,8 @@ def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     init_auth(app, settings.api_tokens, PROTECTED_ENDPOINTS)
     app.register_blueprint(views)
     app.register_blueprint(mlflow_protocol)
+    app.register_blueprint(openapi_views)
+    app.extensions["openapi"] = build_document(settings.max_batch_size, protected=bool(settings.api_tokens))
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

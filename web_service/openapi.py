@@ -1,0 +1,196 @@
+"""The OpenAPI 3.1 document of the service, built from the same pydantic model that validates.
+
+GET /openapi.json serves it; GET /docs renders it as a page a person can read.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app
+
+from web_service.schema import Ride
+
+openapi_views = Blueprint("openapi", __name__)
+
+JSON = "application/json"
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _text(description: str, media_type: str = "text/plain") -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+ERROR = _json(_ref("Error"), "An error, always in this shape: 400, 401, 404, 405, 413, 415, 500 or 503.")
+
+
+def build_document(max_batch: int, protected: bool) -> dict[str, Any]:
+    """The document for this app's settings (batch limit, whether a token is required)."""
+    security = [{"bearer": []}] if protected else []
+    rides = {"type": "array", "items": _ref("Ride"), "minItems": 1, "maxItems": max_batch}
+    prediction = {
+        "type": "object",
+        "required": ["duration", "model_version"],
+        "properties": {
+            "duration": {"type": "number", "description": "Predicted ride duration, in minutes."},
+            "model_version": {"type": "string", "description": "Run ID (and registry version) that predicted it."},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Ride-duration prediction service",
+            "version": "1",
+            "description": "Predicts NYC taxi ride durations, in minutes, with an MLflow-tracked model.",
+        },
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": "Predict one ride, or a list of rides in order.",
+                    "security": security,
+                    "requestBody": {"required": True, "content": {JSON: {"schema": {"oneOf": [_ref("Ride"), rides]}}}},
+                    "responses": {
+                        "200": _json(
+                            {"oneOf": [_ref("Prediction"), {"type": "array", "items": _ref("Prediction")}]},
+                            "One prediction for a ride; a list, in order, for a list.",
+                        ),
+                        "default": ERROR,
+                    },
+                }
+            },
+            "/invocations": {
+                "post": {
+                    "summary": "MLflow's scoring protocol: exactly one of the four input keys, or CSV.",
+                    "security": security,
+                    "requestBody": {
+                        "required": True,
+                        "content": {JSON: {"schema": _ref("Invocation")}, "text/csv": {"schema": {"type": "string"}}},
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["predictions"],
+                                "properties": {"predictions": {"type": "array", "items": {"type": "number"}}},
+                            },
+                            "Predicted durations, in minutes, in input order.",
+                        ),
+                        "default": ERROR,
+                    },
+                }
+            },  # fmt: skip
+            "/health": {"get": {"summary": "Liveness.", "responses": {"200": _json(_ref("Health"), "Up.")}}},
+            "/ready": {
+                "get": {
+                    "summary": "Readiness: the model is loaded and passed its self-check.",
+                    "responses": {"200": _json({"type": "object"}, "Ready."), "default": ERROR},
+                }
+            },
+            "/model": {
+                "get": {
+                    "summary": "The served model's identity.",
+                    "responses": {"200": _json({"type": "object"}, "Model.")},
+                }
+            },
+            "/metrics": {
+                "get": {"summary": "Prometheus metrics.", "responses": {"200": _text("Prometheus text format.")}}
+            },
+            "/ping": {"get": {"summary": "MLflow protocol liveness.", "responses": {"200": _text("Up.")}}},
+            "/version": {"get": {"summary": "MLflow version spoken.", "responses": {"200": _text("A version.")}}},
+            "/openapi.json": {
+                "get": {"summary": "This document.", "responses": {"200": _json({"type": "object"}, "OpenAPI.")}}
+            },
+            "/docs": {
+                "get": {"summary": "This document, for people.", "responses": {"200": _text("HTML.", "text/html")}}
+            },
+        },
+        "components": {
+            "schemas": {
+                "Ride": Ride.model_json_schema(),
+                "Prediction": prediction,
+                "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+                "Invocation": _invocation_schema(max_batch),
+                "Error": _error_schema(),
+            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _invocation_schema(max_batch: int) -> dict[str, Any]:
+    records = {"type": "array", "items": _ref("Ride"), "minItems": 1, "maxItems": max_batch}
+    split = {
+        "type": "object",
+        "required": ["columns", "data"],
+        "properties": {
+            "columns": {"const": ["PULocationID", "DOLocationID", "trip_distance"]},
+            "data": {"type": "array", "minItems": 1, "maxItems": max_batch, "items": {
+                "type": "array", "prefixItems": [
+                    {"type": "integer", "minimum": 1, "maximum": 265},
+                    {"type": "integer", "minimum": 1, "maximum": 265},
+                    {"type": "number", "minimum": 0, "exclusiveMaximum": 500},
+                ], "minItems": 3, "maxItems": 3}},
+        },
+    }  # fmt: skip
+    forms = {"dataframe_split": split, "dataframe_records": records, "instances": records, "inputs": records}
+    return {
+        "oneOf": [
+            {"type": "object", "required": [key], "properties": {key: schema}, "additionalProperties": False}
+            for key, schema in forms.items()
+        ]
+    }
+
+
+def _error_schema() -> dict[str, Any]:
+    detail = {
+        "type": "object",
+        "required": ["field", "expected", "received"],
+        "properties": {"field": {"type": "string"}, "expected": {"type": "string"}, "received": {}},
+    }
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "details"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "array", "items": detail},
+                },
+            }
+        },
+    }
+
+
+@openapi_views.get("/openapi.json")
+def openapi_json() -> dict[str, Any]:
+    return current_app.extensions["openapi"]
+
+
+@openapi_views.get("/docs")
+def docs() -> Response:
+    document = current_app.extensions["openapi"]
+    rows = "".join(
+        f"<tr><td><code>{method.upper()} {html.escape(path)}</code></td><td>{html.escape(op['summary'])}</td></tr>"
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+    )
+    schemas = html.escape(json.dumps(document["components"]["schemas"], indent=2))
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{document['info']['title']}</title></head>"
+        f"<body><h1>{document['info']['title']}</h1><p>{document['info']['description']}</p>"
+        f"<table>{rows}</table><h2>Schemas</h2><pre>{schemas}</pre>"
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p></body></html>"
+    )
+    return Response(page, mimetype="text/html")
