@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from web_service.auth import init_auth
-from web_service.errors import ServiceError
+from web_service.errors import ErrorDetail, ServiceError
 from web_service.invocations import mlflow_protocol
 from web_service.metrics import init_metrics
 from web_service.openapi import build_document, openapi_views
@@ -51,9 +51,20 @@ def _service_error(error: ServiceError) -> tuple[dict[str, Any], int, dict[str, 
 
 
 def _http_error(error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
-    # Flask's own 404/405/413 speak the same shape as ours.
+    # Flask's own 404/405/413 speak the same shape as ours, and say what would have worked.
     code = (error.name or "error").lower().replace(" ", "_")
-    return _service_error(ServiceError(error.description or code, status=error.code, code=code))
+    message, details = error.description or code, []
+    if error.code == 404:
+        message = f"no endpoint at {request.path}; the API is described at /openapi.json and /docs"
+    elif error.code == 405:
+        allowed = sorted(set(getattr(error, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
+        message = f"{request.method} is not allowed on {request.path}"
+        details = [ErrorDetail("method", " or ".join(allowed), request.method)]
+    elif error.code == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        message = f"the body is over the {limit}-byte limit (MAX_BODY_BYTES)"
+        details = [ErrorDetail("body", f"at most {limit} bytes", request.content_length)]
+    return _service_error(ServiceError(message, details, status=error.code, code=code))
 
 
 def _unexpected_error(error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:

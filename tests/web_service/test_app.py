@@ -215,22 +215,29 @@ def test_body_over_the_limit_gets_413(client):
     response = client.post("/predict", json=RIDE | {"padding": "x" * 4096})
 
     assert response.status_code == 413
-    assert response.json["error"]["code"] == "request_entity_too_large"
-    assert response.json["error"]["details"] == []
+    assert response.json == error(
+        "request_entity_too_large",
+        "the body is over the 2048-byte limit (MAX_BODY_BYTES)",
+        [{"field": "body", "expected": "at most 2048 bytes", "received": len(response.request.get_data())}],
+    )
 
 
 def test_unknown_route_gets_json_404(client):
     response = client.get("/nope")
 
     assert response.status_code == 404
-    assert response.json["error"]["code"] == "not_found"
+    assert response.json == error("not_found", "no endpoint at /nope; the API is described at /openapi.json and /docs")
 
 
 def test_wrong_method_gets_json_405(client):
     response = client.get("/predict")
 
     assert response.status_code == 405
-    assert response.json["error"]["code"] == "method_not_allowed"
+    assert response.json == error(
+        "method_not_allowed",
+        "GET is not allowed on /predict",
+        [{"field": "method", "expected": "POST", "received": "GET"}],
+    )
 
 
 class FailsOnLongRides:
