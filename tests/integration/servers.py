@@ -6,7 +6,6 @@ Each is a context manager: the test or fixture that starts one stops it.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -140,7 +139,3 @@ def tracking_server(
 
 def wait_tracking(server: TrackingServer, timeout: float = 120) -> None:
     _wait(lambda: requests.get(f"{server.url}/health", timeout=2).ok, server, "mlflow server", timeout)
-
-
-def copy_tree(source: Path, target: Path) -> None:
-    shutil.copytree(source, target, dirs_exist_ok=True)
