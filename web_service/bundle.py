@@ -9,6 +9,7 @@ from pathlib import Path
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.pipeline import Pipeline
 
+from web_service import fastpath
 from web_service.errors import ModelLoadError
 from web_service.predictor import Predictor
 
@@ -30,7 +31,8 @@ def load_bundle(path: Path) -> Predictor:
             f"({type(error).__name__}: {error}); is it the right file?"
         ) from error
     version = f"{path.name}:{hashlib.sha256(raw).hexdigest()[:12]}"
-    return Predictor(_as_pipeline(bundle, path), model_version=version, source=f"file:{path}")
+    model, engine, _ = fastpath.choose(_as_pipeline(bundle, path), f"MODEL_PATH={path}")
+    return Predictor(model, model_version=version, source=f"file:{path}", engine=engine)
 
 
 def _as_pipeline(bundle: object, path: Path) -> Pipeline:

@@ -30,6 +30,31 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_STRING, _OBJECT = {"type": "string"}, {"type": "object"}
+MODEL_SCHEMA = {
+    "type": "object",
+    "required": ["model_version", "source", "model_class", "model_params", "features", "engine", "libraries",
+                 "loaded_at"],
+    "properties": {
+        "model_version": _STRING,
+        "source": {"type": "string", "description": "Where the model was loaded from."},
+        "run_id": {"type": ["string", "null"]},
+        "registered_model": {"type": ["string", "null"], "description": "<name>/<version> when served by MODEL_URI."},
+        "training": {"type": ["object", "null"], "description": "Training parameters and metrics of the run."},
+        "model_class": _STRING,
+        "model_params": _OBJECT,
+        "features": _OBJECT,
+        "engine": {
+            "type": "object",
+            "required": ["name", "detail"],
+            "properties": {"name": _STRING, "detail": _STRING},
+            "description": "What computes predictions: a compiled form verified against scikit-learn, or "
+            "scikit-learn itself, with the reason.",
+        },
+        "libraries": _OBJECT,
+        "loaded_at": _STRING,
+    },
+}  # fmt: skip
 ERROR = _json(_ref("Error"), "An error, always in this shape: 400, 401, 404, 405, 413, 415, 500 or 503.")
 
 
@@ -98,7 +123,7 @@ def build_document(max_batch: int, protected: bool) -> dict[str, Any]:
             "/model": {
                 "get": {
                     "summary": "The served model's identity.",
-                    "responses": {"200": _json({"type": "object"}, "Model.")},
+                    "responses": {"200": _json(MODEL_SCHEMA, "Which model answers, from where, and how.")},
                 }
             },
             "/metrics": {

@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
+import numpy as np
+
+from web_service.compiled import model_facts
+from web_service.fastpath import Engine
 from web_service.features import FEATURE_NAMES, prepare_features
 
 # The course's example ride: what the self-check predicts before the service calls itself ready.
@@ -26,11 +30,17 @@ class Predictor:
     """Predict ride durations in minutes with a (DictVectorizer -> regressor) pipeline."""
 
     def __init__(
-        self, pipeline: DictPipeline, model_version: str, source: str, metadata: Mapping[str, Any] | None = None
+        self,
+        pipeline: DictPipeline,
+        model_version: str,
+        source: str,
+        metadata: Mapping[str, Any] | None = None,
+        engine: Engine | None = None,
     ) -> None:
-        self.pipeline = pipeline
+        self.pipeline = pipeline  # a scikit-learn Pipeline, or its compiled form (web_service.compiled)
         self.model_version = model_version
         self.source = source
+        self.engine = engine or Engine("scikit-learn", "as loaded")
         # What the loader knows: run ID, registry name and version, training params and metrics.
         self.metadata = dict(metadata or {})
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -38,7 +48,7 @@ class Predictor:
     def predict(self, rides: Sequence[Mapping[str, Any]]) -> list[float]:
         """Predict one duration per ride, in the order given."""
         features = [prepare_features(ride) for ride in rides]
-        return [float(value) for value in self.pipeline.predict(features)]
+        return np.asarray(self.pipeline.predict(features), dtype=np.float64).tolist()
 
     def predict_one(self, ride: Mapping[str, Any]) -> float:
         return self.predict([ride])[0]
@@ -52,27 +62,18 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """Everything an on-call engineer asks first: which model, from where, how it was made."""
-        steps = getattr(self.pipeline, "steps", [])
-        model = steps[-1][1] if steps else self.pipeline
-        vectorizer = steps[0][1] if steps else None
+        facts = model_facts(self.pipeline)
         return {
             "model_version": self.model_version,
             "source": self.source,
             **self.metadata,
-            "model_class": type(model).__name__,
-            "model_params": _json_safe_params(model),
-            "features": {
-                "input": list(FEATURE_NAMES),
-                "vectorized": len(getattr(vectorizer, "feature_names_", [])),
-            },
+            "model_class": facts.model_class,
+            "model_params": facts.model_params,
+            "features": {"input": list(FEATURE_NAMES), "vectorized": facts.vectorized_features},
+            "engine": self.engine.describe(),
             "libraries": {"python": platform.python_version()} | _versions(LIBRARIES),
             "loaded_at": self.loaded_at,
         }
-
-
-def _json_safe_params(model: Any) -> dict[str, Any]:
-    params = model.get_params(deep=False) if hasattr(model, "get_params") else {}
-    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in params.items()}
 
 
 def _versions(names: Sequence[str]) -> dict[str, str]:

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.pipeline import Pipeline
 
 from web_service.errors import ModelLoadError
 
@@ -22,7 +20,7 @@ PREPROCESSOR_FILE = "preprocessor.b"
 FORMATS = ("skops", "pickle", "cloudpickle")
 
 
-def load_run_model(model_dir: Path, preprocessor_dir: Path | None, where: str) -> Pipeline:
+def load_run_model(model_dir: Path, preprocessor_dir: Path | None, where: str) -> Any:
     """Load `model_dir` (an MLflow model folder) as a Pipeline that takes feature dicts."""
     flavor = read_sklearn_flavor(model_dir, where)
     model = _deserialize(model_dir / flavor["pickled_model"], flavor, where)
@@ -78,7 +76,12 @@ def _deserialize(path: Path, flavor: dict[str, Any], where: str) -> Any:
         ) from error
 
 
-def _as_dict_pipeline(model: Any, preprocessor_dir: Path | None, where: str) -> Pipeline:
+def _as_dict_pipeline(model: Any, preprocessor_dir: Path | None, where: str) -> Any:
+    # scikit-learn is imported only when a model has to be deserialized: a verified compiled
+    # form in the cache is served without it (web_service_mlflow.compiled_store).
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.pipeline import Pipeline
+
     if isinstance(model, Pipeline) and isinstance(model.steps[0][1], DictVectorizer):
         return model
     if not callable(getattr(model, "predict", None)):
@@ -87,7 +90,9 @@ def _as_dict_pipeline(model: Any, preprocessor_dir: Path | None, where: str) -> 
     return Pipeline([("dictvectorizer", vectorizer), ("model", model)])
 
 
-def _load_preprocessor(preprocessor_dir: Path | None, where: str, model_class: str) -> DictVectorizer:
+def _load_preprocessor(preprocessor_dir: Path | None, where: str, model_class: str) -> Any:
+    from sklearn.feature_extraction import DictVectorizer
+
     path = (preprocessor_dir or Path("/nonexistent")) / PREPROCESSOR_FILE
     if not path.is_file():
         raise ModelLoadError(

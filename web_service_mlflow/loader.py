@@ -13,7 +13,8 @@ from pathlib import Path
 
 from web_service.predictor import Predictor
 from web_service_mlflow.cache import ModelCache
-from web_service_mlflow.flavor import load_run_model, training_record
+from web_service_mlflow.compiled_store import load_model
+from web_service_mlflow.flavor import training_record
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
 from web_service_mlflow.retry import with_retries
 from web_service_mlflow.settings import ModelSettings, SourceKind
@@ -50,11 +51,12 @@ def load_predictor(settings: ModelSettings) -> Predictor:
     else:
         resolved, folder, origin = _fetch(source, ModelCache(settings.cache_dir), settings)
     model_dir = folder / MODEL_ARTIFACT
-    pipeline = load_run_model(model_dir, folder / PREPROCESSOR_ARTIFACT, source.description)
-    logger.info("loaded %s from %s in %.2f s", resolved.model_version, origin, time.perf_counter() - started)
+    model, engine = load_model(model_dir, folder / PREPROCESSOR_ARTIFACT, source.description, settings.cache_dir)
+    logger.info("loaded %s from %s in %.2f s; engine: %s (%s)", resolved.model_version, origin,
+                time.perf_counter() - started, engine.name, engine.detail)  # fmt: skip
     metadata = {"run_id": resolved.run_id, "registered_model": resolved.registry_version,
                 "training": training_record(model_dir, source.description)}  # fmt: skip
-    return Predictor(pipeline, model_version=resolved.model_version, source=origin, metadata=metadata)
+    return Predictor(model, model_version=resolved.model_version, source=origin, metadata=metadata, engine=engine)
 
 
 def _fetch(source: Source, cache: ModelCache, settings: ModelSettings) -> tuple[ResolvedModel, Path, str]:

@@ -64,6 +64,13 @@ def test_rides_over_http_get_exactly_the_in_process_batch_floats(default_server)
     assert report.ok(run_id)
 
 
+def test_the_default_forest_is_served_by_its_compiled_table(default_server):
+    engine = requests.get(f"{default_server.url}/model", timeout=10).json()["engine"]
+
+    assert engine["name"] == "compiled tree_table"
+    assert "equal to scikit-learn on" in engine["detail"]
+
+
 def test_missing_field_over_http_is_a_400_json_error(default_server):
     response = requests.post(f"{default_server.url}/predict", json={"PULocationID": 10, "DOLocationID": 50})
 

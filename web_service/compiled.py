@@ -1,0 +1,289 @@
+"""Compile a fitted (DictVectorizer -> model) pipeline into an exact, fast form.
+
+Why this is exact: `prepare_features` gives every ride two features, `PU_DO` (one-hot: one
+vectorizer column, or none for a pair never seen in training) and `trip_distance`; every other
+column is 0. A tree ensemble's answer therefore depends only on which PU_DO column is hot and on
+which distance thresholds lie below the ride's distance. Tabulating the ensemble over (hot column
+that some split uses, distance interval), and adding the trees cell by cell in scikit-learn's own
+order, gives its floats bit for bit: a ride costs one dict lookup and one binary search instead of
+a walk through every tree. Linear models become one weight lookup and the same two float
+operations scikit-learn's sparse dot product does.
+
+Nothing here trusts itself: `web_service.fastpath` compares each compiled form with the pipeline
+on probe rides before serving it, and serves scikit-learn when they differ in any bit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from web_service.features import FEATURE_NAMES
+
+CATEGORY, DISTANCE = FEATURE_NAMES  # "PU_DO" (one-hot), "trip_distance" (numeric)
+# Bump when the saved layout or the meaning of a table changes: older saved forms are recompiled.
+FORMAT_VERSION = 1
+# A table larger than this is not worth its memory: such a model is served by scikit-learn.
+MAX_TABLE_BYTES = 128 * 1024 * 1024
+TREE_MEANS = ("RandomForestRegressor", "ExtraTreesRegressor")
+SINGLE_TREES = ("DecisionTreeRegressor", "ExtraTreeRegressor")
+LINEAR_MODELS = ("LinearRegression", "Ridge", "Lasso", "ElasticNet", "LassoLars", "BayesianRidge", "HuberRegressor")
+
+
+class CannotCompile(Exception):
+    """The model has no exact fast form here; scikit-learn serves it."""
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What /model says about a model, known without scikit-learn."""
+
+    model_class: str
+    model_params: dict[str, Any]
+    vectorized_features: int
+
+
+class FastModel(Protocol):
+    kind: str
+    facts: ModelFacts
+
+    def predict(self, features: Sequence[Mapping[str, Any]]) -> np.ndarray: ...
+
+    def summary(self) -> str: ...
+
+
+# --- the two fast forms ------------------------------------------------------------------------
+
+
+class TreeTable:
+    """A tree ensemble tabulated over (hot PU_DO column or none, distance interval)."""
+
+    kind = "tree_table"
+
+    def __init__(self, rows: Mapping[str, int], thresholds: np.ndarray, table: np.ndarray, facts: ModelFacts) -> None:
+        self.rows = dict(rows)  # PU_DO value -> table row; row 0 is "no column any split uses"
+        self.thresholds = thresholds  # sorted distance thresholds, float64
+        self.table = table  # rows x (len(thresholds) + 1) predictions
+        self.facts = facts
+
+    def predict(self, features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        rows = np.fromiter((self.rows.get(f[CATEGORY], 0) for f in features), np.intp, len(features))
+        # Interval k holds the distances above exactly k thresholds: x <= t goes left, as in the trees.
+        intervals = np.searchsorted(self.thresholds, _tree_inputs(features), side="left")
+        return self.table[rows, intervals]
+
+    def summary(self) -> str:
+        rows, intervals = self.table.shape
+        return f"{rows} PU_DO rows x {intervals} distance intervals, {self.table.nbytes / 1e6:.1f} MB"
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"thresholds": self.thresholds, "table": self.table}
+
+
+class LinearForm:
+    """A linear model: a weight per PU_DO value, a distance weight and an intercept."""
+
+    kind = "linear"
+
+    def __init__(self, rows: Mapping[str, int], weights: np.ndarray, facts: ModelFacts) -> None:
+        self.rows = dict(rows)  # PU_DO value -> index into weights; index 0 weighs 0.0 (unseen pair)
+        self.weights = weights  # [0.0, PU_DO weights..., distance weight, intercept]
+        self.facts = facts
+
+    def predict(self, features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        pu_do = self.weights[np.fromiter((self.rows.get(f[CATEGORY], 0) for f in features), np.intp, len(features))]
+        distance = _distances(features)
+        # scikit-learn's sparse row dot product: ((0 + 1.0 * w_pu_do) + x * w_distance) + intercept.
+        return (pu_do + distance * self.weights[-2]) + self.weights[-1]
+
+    def summary(self) -> str:
+        return f"{len(self.rows)} PU_DO weights, a distance weight and an intercept"
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights}
+
+
+def _distances(features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    distance = np.fromiter((f[DISTANCE] for f in features), np.float64, len(features))
+    if not np.isfinite(distance).all():  # scikit-learn refuses these too
+        raise ValueError(f"{DISTANCE} must be finite")
+    return distance
+
+
+def _tree_inputs(features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    # scikit-learn's trees read their input as float32 and compare it with float64 thresholds.
+    return _distances(features).astype(np.float32).astype(np.float64)
+
+
+# --- compiling ---------------------------------------------------------------------------------
+
+
+def compile_pipeline(pipeline: Any) -> TreeTable | LinearForm:
+    """The exact fast form of a Pipeline(DictVectorizer, model), or CannotCompile saying why."""
+    steps = getattr(pipeline, "steps", None)
+    if not steps or len(steps) != 2 or type(steps[0][1]).__name__ != "DictVectorizer":
+        raise CannotCompile("the model is not a two-step Pipeline(DictVectorizer, regressor)")
+    vectorizer, model = steps[0][1], steps[1][1]
+    if np.dtype(vectorizer.dtype) != np.float64:
+        raise CannotCompile(f"the DictVectorizer's dtype is {np.dtype(vectorizer.dtype)}, not float64")
+    facts = _facts(model, len(vectorizer.vocabulary_))
+    name = type(model).__name__
+    if name in TREE_MEANS + SINGLE_TREES + ("GradientBoostingRegressor",):
+        return _compile_trees(vectorizer, model, facts)
+    if name in LINEAR_MODELS:
+        return _compile_linear(vectorizer, model, facts)
+    raise CannotCompile(f"no fast form for {name}")
+
+
+def model_facts(pipeline: Any) -> ModelFacts:
+    """Class, parameters and vectorized width of a compiled form, a Pipeline or a bare model."""
+    if isinstance(getattr(pipeline, "facts", None), ModelFacts):
+        return pipeline.facts
+    steps = getattr(pipeline, "steps", [])
+    model = steps[-1][1] if steps else pipeline
+    vectorizer = steps[0][1] if steps else None
+    return _facts(model, len(getattr(vectorizer, "feature_names_", [])))
+
+
+def _facts(model: Any, vectorized: int) -> ModelFacts:
+    params = model.get_params(deep=False) if hasattr(model, "get_params") else {}
+    safe = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in params.items()}
+    return ModelFacts(type(model).__name__, safe, vectorized)
+
+
+def _columns(vectorizer: Any) -> tuple[dict[int, str], int | None]:
+    """Vectorizer columns a ride can make hot (column -> PU_DO value), and the distance column."""
+    prefix = f"{CATEGORY}{vectorizer.separator}"
+    hot = {column: name[len(prefix) :] for name, column in vectorizer.vocabulary_.items() if name.startswith(prefix)}
+    return hot, vectorizer.vocabulary_.get(DISTANCE)
+
+
+def _compile_trees(vectorizer: Any, model: Any, facts: ModelFacts) -> TreeTable:
+    trees, start, scale, divisor = _ensemble(model)
+    hot_values, distance_column = _columns(vectorizer)
+    split = np.unique(np.concatenate([tree.feature[tree.feature >= 0] for tree in trees]))
+    hot_columns = [int(column) for column in split if int(column) in hot_values]
+    row_of = {column: row for row, column in enumerate(hot_columns, start=1)}
+    thresholds = np.unique(np.concatenate([tree.threshold[tree.feature == distance_column] for tree in trees]))
+    shape = (len(hot_columns) + 1, len(thresholds) + 1)
+    if shape[0] * shape[1] * 8 > MAX_TABLE_BYTES:
+        raise CannotCompile(f"its table would take {shape[0] * shape[1] * 8 / 1e6:.0f} MB ({shape[0]} x {shape[1]})")
+    table = np.full(shape, start, dtype=np.float64)
+    # Cell by cell, tree by tree, the same float operations in the same order as scikit-learn.
+    for tree in trees:
+        leaves = _tabulate(tree, row_of, distance_column, thresholds, shape)
+        table += leaves if scale is None else scale * leaves
+    if divisor is not None:
+        table /= divisor
+    rows = {hot_values[column]: row for column, row in row_of.items()}
+    return TreeTable(rows, thresholds, table, facts)
+
+
+def _ensemble(model: Any) -> tuple[list[Any], float, float | None, int | None]:
+    """The trees and how scikit-learn combines them: start value, scale per tree, final divisor."""
+    name = type(model).__name__
+    if getattr(model, "n_outputs_", 1) != 1:
+        raise CannotCompile(f"{name} has {model.n_outputs_} outputs; one is supported")
+    if name in TREE_MEANS:  # zeros, += each tree, /= number of trees
+        return [e.tree_ for e in model.estimators_], 0.0, None, len(model.estimators_)
+    if name in SINGLE_TREES:
+        return [model.tree_], 0.0, None, None
+    # GradientBoostingRegressor: the init estimator's constant, then += learning_rate * each stage.
+    return [e.tree_ for e in model.estimators_[:, 0]], _boosting_start(model), float(model.learning_rate), None
+
+
+def _boosting_start(model: Any) -> float:
+    if model.init_ == "zero":
+        return 0.0
+    if type(model.init_).__name__ != "DummyRegressor":
+        raise CannotCompile(f"its init estimator is a {type(model.init_).__name__}, not a constant")
+    return float(np.asarray(model.init_.constant_, dtype=np.float64).ravel()[0])
+
+
+def _tabulate(
+    tree: Any, row_of: dict[int, int], distance_column: int | None, thresholds: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
+    """One tree's leaf value for every (row, distance interval) cell."""
+    feature, threshold, value = tree.feature, tree.threshold, tree.value[:, 0, 0]
+    left, right = tree.children_left, tree.children_right
+    position = np.searchsorted(thresholds, threshold)  # where each distance split sits among all of them
+    cells = np.empty(shape, dtype=np.float64)
+    pinned = []  # leaves reached only with one given column hot, written after the shared ones
+    # (node, first interval, end interval, the row the path requires or None, rows it excludes)
+    stack: list[tuple[int, int, int, int | None, frozenset[int]]] = [(0, 0, shape[1], None, frozenset())]
+    while stack:
+        node, low, high, row, excluded = stack.pop()
+        if low >= high:
+            continue
+        column = int(feature[node])
+        if column < 0:  # a leaf
+            if row is None:
+                cells[:, low:high] = value[node]  # excluded rows are overwritten by their own leaves
+            else:
+                pinned.append((row, low, high, value[node]))
+        elif column == distance_column:
+            cut = int(position[node]) + 1  # intervals below `cut` lie at or under this threshold
+            stack.append((left[node], low, min(high, cut), row, excluded))
+            stack.append((right[node], max(low, cut), high, row, excluded))
+        else:
+            # The trees send x <= threshold left; a hot column holds 1.0, a cold one 0.0.
+            hot_child = left[node] if threshold[node] >= 1.0 else right[node]
+            cold_child = left[node] if threshold[node] >= 0.0 else right[node]
+            split_row = row_of.get(column)  # None: a column no ride can make hot, always 0
+            if split_row is None or (row is not None and row != split_row):
+                stack.append((cold_child, low, high, row, excluded))
+            elif row == split_row:
+                stack.append((hot_child, low, high, row, excluded))
+            else:
+                if split_row not in excluded:
+                    stack.append((hot_child, low, high, split_row, excluded))
+                stack.append((cold_child, low, high, None, excluded | {split_row}))
+    for row, low, high, leaf in pinned:
+        cells[row, low:high] = leaf
+    return cells
+
+
+def _compile_linear(vectorizer: Any, model: Any, facts: ModelFacts) -> LinearForm:
+    coef = np.asarray(model.coef_, dtype=np.float64)
+    if coef.ndim != 1 or np.ndim(model.intercept_) != 0:
+        raise CannotCompile(f"{facts.model_class} has {coef.ndim}-d coefficients; one output is supported")
+    hot_values, distance_column = _columns(vectorizer)
+    columns = sorted(hot_values)
+    distance_weight = coef[distance_column] if distance_column is not None else 0.0
+    weights = np.concatenate([[0.0], coef[columns], [distance_weight, float(model.intercept_)]])
+    rows = {hot_values[column]: row for row, column in enumerate(columns, start=1)}
+    return LinearForm(rows, weights, facts)
+
+
+# --- saving and loading: a compiled form is reused across restarts without scikit-learn ---------
+
+
+def save(model: TreeTable | LinearForm, folder: Path) -> None:
+    """Write `model` into an empty folder: one JSON file and one .npy file per array."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT_VERSION, "kind": model.kind, "rows": model.rows, "facts": asdict(model.facts)}
+    (folder / "engine.json").write_text(json.dumps(meta))
+    for name, array in model.arrays().items():
+        np.save(folder / f"{name}.npy", array, allow_pickle=False)
+
+
+def load(folder: Path) -> TreeTable | LinearForm:
+    """Read a form `save` wrote; arrays are memory-mapped, so processes share their pages."""
+    meta = json.loads((folder / "engine.json").read_text())
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"compiled format {meta.get('format')}, expected {FORMAT_VERSION}")
+    facts = ModelFacts(**meta["facts"])
+
+    def array(name: str) -> np.ndarray:
+        return np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+
+    if meta["kind"] == TreeTable.kind:
+        return TreeTable(meta["rows"], array("thresholds"), array("table"), facts)
+    if meta["kind"] == LinearForm.kind:
+        return LinearForm(meta["rows"], array("weights"), facts)
+    raise ValueError(f"unknown compiled kind {meta['kind']!r}")
