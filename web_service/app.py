@@ -11,13 +11,14 @@ from werkzeug.exceptions import HTTPException
 from web_service.auth import init_auth
 from web_service.errors import ErrorDetail, ServiceError
 from web_service.invocations import mlflow_protocol
-from web_service.metrics import init_metrics
+from web_service.metrics import RequestMetrics, init_metrics
+from web_service.observe import ObservedApp, request_id
 from web_service.openapi import build_document, openapi_views
 from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
-from web_service.requestlog import init_request_log, request_id
+from web_service.requestlog import RequestLog
 from web_service.settings import AppSettings
-from web_service.views import run_self_check, views
+from web_service.views import SERVING, Serving, run_self_check, views
 
 logger = logging.getLogger(__name__)
 # Endpoints that API_TOKEN protects; health, readiness, identity and metrics stay open.
@@ -29,11 +30,8 @@ def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False  # keep "code, message, details" in the order people read them
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.config["MAX_BATCH_SIZE"] = settings.max_batch_size
-    app.extensions["predictor"] = predictor
-    app.extensions["self_check"] = run_self_check(predictor)
-    app.extensions["prediction_log"] = PredictionLog(settings.prediction_log) if settings.prediction_log else None
-    init_request_log(app)
+    log = PredictionLog(settings.prediction_log) if settings.prediction_log else None
+    app.extensions[SERVING] = Serving(predictor, run_self_check(predictor), settings.max_batch_size, log)
     init_metrics(app, predictor.model_version, predictor.source)
     init_auth(app, settings.api_tokens, PROTECTED_ENDPOINTS)
     app.register_blueprint(views)
@@ -43,6 +41,9 @@ def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    # Every route is a fixed path; the middleware names a request's route by its path.
+    routes = {rule.rule for rule in app.url_map.iter_rules()}
+    app.wsgi_app = ObservedApp(app.wsgi_app, routes, [RequestMetrics(), RequestLog(predictor.model_version)])
     return app
 
 

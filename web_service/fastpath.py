@@ -46,9 +46,15 @@ class Probe:
     expected: np.ndarray
 
     def mismatches(self, model: Any) -> list[tuple[dict[str, Any], float, float]]:
-        got = np.asarray(model.predict([prepare_features(ride) for ride in self.rides]), dtype=np.float64)
+        """Rides where `model` differs from scikit-learn in any bit, in a batch or one at a time."""
+        features = [prepare_features(ride) for ride in self.rides]
+        batch = np.asarray(model.predict(features), dtype=np.float64)
+        # Small requests take the compiled form's scalar path: it has to agree as well.
+        alone = np.array([model.predict([f])[0] for f in features], dtype=np.float64) if features else batch
         # Bit for bit: 0.0 and -0.0 differ, and so would two NaNs.
-        differ = np.flatnonzero(got.view(np.uint64) != self.expected.view(np.uint64))
+        wanted = self.expected.view(np.uint64)
+        differ = np.flatnonzero((batch.view(np.uint64) != wanted) | (alone.view(np.uint64) != wanted))
+        got = np.where(batch.view(np.uint64) != wanted, batch, alone)
         return [(self.rides[i], float(self.expected[i]), float(got[i])) for i in differ]
 
 

@@ -28,7 +28,7 @@ INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 @mlflow_protocol.post("/invocations")
 def invocations() -> dict[str, Any]:
-    durations, _ = predict_rides(read_records())
+    durations, _, _ = predict_rides(read_records())
     return {"predictions": durations}
 
 
@@ -100,7 +100,22 @@ def _column_records(columns: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def _csv_records(text: str) -> list[dict[str, Any]]:
-    return [{name: _number(value) for name, value in row.items()} for row in csv.DictReader(io.StringIO(text))]
+    # newline="": the csv module reads line ends itself; strict: malformed CSV is an error, not a guess.
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        rows = list(reader)
+    except csv.Error as error:
+        raise InvalidRequest(
+            f"the body is not valid CSV ({error})",
+            [ErrorDetail("body", "CSV with a header row", text[:100])],
+        ) from None
+    for number, row in enumerate(rows, start=1):
+        if (extra := row.get(None)) is not None:  # DictReader keeps fields beyond the header under None
+            raise InvalidRequest(
+                f"CSV row {number} has more fields than the header",
+                [ErrorDetail(f"[{number - 1}]", f"{len(row) - 1} fields", len(row) - 1 + len(extra))],
+            )
+    return [{name: _number(value) for name, value in row.items()} for row in rows]
 
 
 def _number(value: str | None) -> Any:

@@ -8,9 +8,9 @@ client, `flask run`) the metrics live in this process alone.
 from __future__ import annotations
 
 import os
-import time
+from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,7 +19,16 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
+
+from web_service import process
+from web_service.observe import Answered
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # prometheus-client asks os.getpid() (a system call) on every update to notice a fork; the
+    # process module knows it without asking. Set before the metrics below are created.
+    values.ValueClass = values.MultiProcessValue(process_identifier=process.pid)
 
 REQUESTS = Counter("ride_duration_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -40,29 +49,40 @@ MODEL = Gauge(
 )  # fmt: skip
 
 
+# Any other method a client invents is counted as "other": labels must stay few.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def init_metrics(app: Flask, model_version: str, source: str) -> None:
-    """Count every request; expose GET /metrics."""
+    """Record the served model; expose GET /metrics. Requests are counted by `RequestMetrics`."""
     MODEL.labels(model_version=model_version, source=source).set(1)
-    app.before_request(_start)
-    app.after_request(_count)
     app.add_url_rule("/metrics", "metrics", _metrics)
+
+
+class RequestMetrics:
+    """An observer counting each answered request by method, route and status, and timing it."""
+
+    def __init__(self) -> None:
+        # Looking a labelled child up by its labels costs more than updating it: keep them.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def __call__(self, answered: Answered) -> None:
+        key = (answered.method if answered.method in METHODS else "other", answered.route or "unmatched",
+               answered.status)  # fmt: skip
+        children = self._children.get(key)
+        if children is None:
+            method, route, status = key
+            children = REQUESTS.labels(method, route, str(status)), LATENCY.labels(route)
+            self._children[key] = children
+        counter, latency = children
+        counter.inc()
+        latency.observe(answered.seconds)
 
 
 def observe_predictions(durations: list[float]) -> None:
     BATCH.observe(len(durations))
     for duration in durations:
         PREDICTED.observe(duration)
-
-
-def _start() -> None:
-    g.metrics_started = time.perf_counter()
-
-
-def _count(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule else "unmatched"
-    REQUESTS.labels(method=request.method, route=route, status=str(response.status_code)).inc()
-    LATENCY.labels(route=route).observe(time.perf_counter() - g.get("metrics_started", time.perf_counter()))
-    return response
 
 
 def _metrics() -> Response:

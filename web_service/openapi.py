@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
-from web_service.schema import Ride
+from web_service.schema import RIDE
 
 openapi_views = Blueprint("openapi", __name__)
 
@@ -140,7 +140,7 @@ def build_document(max_batch: int, protected: bool) -> dict[str, Any]:
         },
         "components": {
             "schemas": {
-                "Ride": Ride.model_json_schema(),
+                "Ride": RIDE.json_schema(),
                 "Prediction": prediction,
                 "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
                 "Invocation": _invocation_schema(max_batch),

@@ -47,8 +47,9 @@ class Predictor:
 
     def predict(self, rides: Sequence[Mapping[str, Any]]) -> list[float]:
         """Predict one duration per ride, in the order given."""
-        features = [prepare_features(ride) for ride in rides]
-        return np.asarray(self.pipeline.predict(features), dtype=np.float64).tolist()
+        predicted = self.pipeline.predict([prepare_features(ride) for ride in rides])
+        # A compiled form answers small requests with a list of floats already; numpy arrays convert.
+        return predicted if isinstance(predicted, list) else np.asarray(predicted, dtype=np.float64).tolist()
 
     def predict_one(self, ride: Mapping[str, Any]) -> float:
         return self.predict([ride])[0]

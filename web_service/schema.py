@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, Strict, StrictInt, TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from web_service.errors import ErrorDetail, InvalidRequest
 
@@ -18,20 +19,22 @@ MAX_TRIP_DISTANCE = 500.0
 Distance = Annotated[float, Strict(), Field(ge=0, lt=MAX_TRIP_DISTANCE, allow_inf_nan=False)]
 
 
-class Ride(BaseModel):
+class Ride(TypedDict):
     """One taxi ride to predict; fields the model does not use are ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    __pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[misc]
 
     PULocationID: ZoneID
     DOLocationID: ZoneID
     trip_distance: Distance
 
 
+# Validating into plain dicts: a quarter of the cost of a model instance dumped back to a dict.
+RIDE = TypeAdapter(Ride)
 _RIDE_LIST = TypeAdapter(list[Ride])
 
 
-@dataclass(frozen=True)
+@dataclass
 class RideRequest:
     """The validated body of POST /predict: one ride, or a batch answered as a list."""
 
@@ -42,7 +45,7 @@ class RideRequest:
 def parse_rides(payload: Any, max_batch: int) -> RideRequest:
     """Validate a decoded JSON body as one ride or a list of rides; say what is wrong otherwise."""
     if isinstance(payload, dict):
-        return RideRequest([_validate(Ride.model_validate, payload, "invalid ride")], is_batch=False)
+        return RideRequest([_validate(RIDE.validate_python, payload, "invalid ride")], is_batch=False)
     if not isinstance(payload, list):
         raise InvalidRequest(
             "the body must be a ride (JSON object) or a list of rides",

@@ -13,7 +13,7 @@ from web_service.app import create_app
 from web_service.errors import StartupError
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
-from web_service.views import is_ready
+from web_service.views import is_ready, serving
 
 logger = logging.getLogger("web_service")
 
@@ -49,7 +49,7 @@ def build_app(load: Loader, environ: Mapping[str, str] | None = None) -> Flask:
     app = create_app(settings, predictor)
     if not is_ready(app):
         logger.error("cannot start: model %s failed its self-check: %s", predictor.model_version,
-                     app.extensions["self_check"]["error"])  # fmt: skip
+                     serving(app).self_check["error"])  # fmt: skip
         raise SystemExit(EXIT_STARTUP_FAILED)
     logger.info("serving model %s from %s", predictor.model_version, predictor.source)
     return app

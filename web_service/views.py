@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Request, current_app, request
@@ -10,12 +11,32 @@ from werkzeug.exceptions import BadRequest
 
 from web_service.errors import ErrorDetail, InvalidRequest, NotReady, UnsupportedMediaType
 from web_service.metrics import observe_predictions
+from web_service.observe import note_batch_size, request_id
+from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
-from web_service.requestlog import note_batch_size, request_id
 from web_service.schema import parse_rides
 
 logger = logging.getLogger(__name__)
 views = Blueprint("views", __name__)
+SERVING = "ride_duration"  # the app.extensions key of the app's Serving
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Everything the views need, fetched from the app once per request."""
+
+    predictor: Predictor
+    self_check: dict[str, Any]
+    max_batch_size: int
+    prediction_log: PredictionLog | None
+
+    @property
+    def ready(self) -> bool:
+        return self.self_check["passed"]
+
+
+def serving(app: Flask | None = None) -> Serving:
+    return (app or current_app).extensions[SERVING]
 
 
 def run_self_check(predictor: Predictor) -> dict[str, Any]:
@@ -28,33 +49,33 @@ def run_self_check(predictor: Predictor) -> dict[str, Any]:
 
 
 def is_ready(app: Flask) -> bool:
-    return app.extensions["self_check"]["passed"]
+    return serving(app).ready
 
 
-def _predictor() -> Predictor:
-    if not is_ready(current_app):
-        raise NotReady(f"the model failed its self-check ({current_app.extensions['self_check']['error']})")
-    return current_app.extensions["predictor"]
+def _ready() -> Serving:
+    now = serving()
+    if not now.ready:
+        raise NotReady(f"the model failed its self-check ({now.self_check['error']})")
+    return now
 
 
-def predict_rides(payload: Any) -> tuple[list[float], bool]:
+def predict_rides(payload: Any) -> tuple[list[float], bool, Predictor]:
     """Validate a ride or a list of rides and predict them: the one path every endpoint takes."""
-    predictor = _predictor()
-    body = parse_rides(payload, current_app.config["MAX_BATCH_SIZE"])
+    now = _ready()
+    body = parse_rides(payload, now.max_batch_size)
     note_batch_size(len(body.rides))
-    rides = [ride.model_dump() for ride in body.rides]
-    durations = predictor.predict(rides)
+    rides = body.rides
+    durations = now.predictor.predict(rides)
     observe_predictions(durations)
-    if (log := current_app.extensions["prediction_log"]) is not None:
-        log.record(request_id(), predictor.model_version, rides, durations)
-    return durations, body.is_batch
+    if now.prediction_log is not None:
+        now.prediction_log.record(request_id(), now.predictor.model_version, rides, durations)
+    return durations, body.is_batch, now.predictor
 
 
 @views.post("/predict")
 def predict() -> dict[str, Any] | list[dict[str, Any]]:
-    durations, is_batch = predict_rides(read_json(request))
-    version = current_app.extensions["predictor"].model_version
-    results = [{"duration": duration, "model_version": version} for duration in durations]
+    durations, is_batch, predictor = predict_rides(read_json(request))
+    results = [{"duration": duration, "model_version": predictor.model_version} for duration in durations]
     return results if is_batch else results[0]
 
 
@@ -67,18 +88,14 @@ def health() -> dict[str, Any]:
 @views.get("/ready")
 def ready() -> dict[str, Any]:
     """Readiness: the model is loaded and predicted the example ride."""
-    predictor = _predictor()
-    return {
-        "status": "ready",
-        "model_version": predictor.model_version,
-        "self_check": current_app.extensions["self_check"],
-    }
+    now = _ready()
+    return {"status": "ready", "model_version": now.predictor.model_version, "self_check": now.self_check}
 
 
 @views.get("/model")
 def model() -> dict[str, Any]:
     """Which model this process serves, where it came from, and how it was made."""
-    return current_app.extensions["predictor"].describe()
+    return serving().predictor.describe()
 
 
 def read_json(req: Request) -> Any:

@@ -48,6 +48,28 @@ def test_the_compiled_form_equals_scikit_learn_bit_for_bit_on_thousands_of_rides
     assert np.array_equal(bits(fast.predict(features)), bits(pipeline.predict(features)))
 
 
+def test_one_ride_at_a_time_gives_the_same_bits_as_scikit_learn(pipeline):
+    fast = compile_pipeline(pipeline)
+    rides = make_rides(1500, seed=34) + probe_rides(fast, seed=35)[:1500]
+    features = [prepare_features(ride) for ride in rides]
+
+    alone = [fast.predict([feature])[0] for feature in features]  # the path single requests take
+
+    assert type(fast.predict(features[:1])) is list  # the scalar path, not numpy's
+    assert np.array_equal(bits(alone), bits(pipeline.predict(features)))
+
+
+@pytest.mark.parametrize("rides", [1, 20])  # the scalar path and the numpy path
+def test_a_forest_refuses_distances_beyond_float32_as_scikit_learn_does(rides):
+    pipeline = fit_dict_pipeline(MODELS["random forest"]())
+    features = [prepare_features({"PULocationID": 1, "DOLocationID": 2, "trip_distance": 1e39})] * rides
+
+    with pytest.raises(ValueError, match="too large for dtype"), np.errstate(over="ignore"):
+        pipeline.predict(features)
+    with pytest.raises(ValueError, match="trip_distance is too large for float32"):
+        compile_pipeline(pipeline).predict(features)
+
+
 def test_a_forest_table_has_a_row_per_pu_do_column_its_trees_split_on():
     pipeline = fit_dict_pipeline(MODELS["random forest"]())
     trees = pipeline.named_steps["model"].estimators_

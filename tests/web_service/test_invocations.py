@@ -48,6 +48,38 @@ def test_csv_with_a_header_row_is_accepted(client, expected):
     assert response.json == {"predictions": expected}
 
 
+def test_csv_with_windows_line_ends_is_accepted(client, expected):
+    lines = [",".join(COLUMNS)] + [",".join(str(ride[c]) for c in COLUMNS) for ride in RIDES]
+
+    response = client.post("/invocations", data="\r\n".join(lines), content_type="text/csv")
+
+    assert response.json == {"predictions": expected}
+
+
+def test_csv_that_does_not_parse_gets_400_saying_where(client):
+    # Found by schemathesis: a lone carriage return inside an unquoted field.
+    response = client.post("/invocations", data='a,"b\r\nc', content_type="text/csv")
+
+    assert response.status_code == 400
+    assert response.json == {
+        "error": {
+            "code": "invalid_request",
+            "message": "the body is not valid CSV (unexpected end of data)",
+            "details": [{"field": "body", "expected": "CSV with a header row", "received": 'a,"b\r\nc'}],
+        }
+    }
+
+
+def test_a_csv_row_longer_than_its_header_gets_400_naming_the_row(client):
+    body = "PULocationID,DOLocationID,trip_distance\n10,50,40\n10,50,40,99\n"
+
+    response = client.post("/invocations", data=body, content_type="text/csv")
+
+    assert response.status_code == 400
+    assert response.json["error"]["message"] == "CSV row 2 has more fields than the header"
+    assert response.json["error"]["details"] == [{"field": "[1]", "expected": "3 fields", "received": 4}]
+
+
 def test_invocations_and_predict_agree(client):
     predicted = [answer["duration"] for answer in client.post("/predict", json=RIDES).json]
 

@@ -4,6 +4,7 @@ import threading
 from web_service.app import create_app
 from web_service.predictionlog import PredictionLog
 from web_service.settings import AppSettings
+from web_service.views import serving
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40.0}
 
@@ -20,7 +21,7 @@ def test_every_prediction_is_logged_with_inputs_outputs_and_request_id(tmp_path,
     single = client.post("/predict", json=RIDE | {"fare_amount": 9}, headers={"X-Request-ID": "one"}).json
     batch = client.post("/predict", json=[RIDE, RIDE | {"trip_distance": 2.0}], headers={"X-Request-ID": "two"}).json
     client.post("/predict", json={"PULocationID": 1})  # invalid: nothing predicted, nothing logged
-    assert app.extensions["prediction_log"].flush()
+    assert serving(app).prediction_log.flush()
 
     lines = read_lines(path)
     assert [(line["request_id"], line["model_version"]) for line in lines] == [
@@ -32,7 +33,7 @@ def test_every_prediction_is_logged_with_inputs_outputs_and_request_id(tmp_path,
 
 
 def test_the_log_is_off_unless_asked_for(predictor):
-    assert create_app(AppSettings(), predictor).extensions["prediction_log"] is None
+    assert serving(create_app(AppSettings(), predictor)).prediction_log is None
 
 
 class StalledLog(PredictionLog):

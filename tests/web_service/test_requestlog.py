@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from web_service.requestlog import REQUEST_ID_HEADER
+from web_service.observe import REQUEST_ID_HEADER
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -39,3 +39,30 @@ def test_errors_are_logged_with_their_status_and_route(client, capsys):
     client.get("/nope")
 
     assert [(line["route"], line["status"]) for line in log_lines(capsys)] == [("/predict", 400), ("/nope", 404)]
+
+
+def test_a_line_stays_valid_json_whatever_path_a_client_sends(client, capsys):
+    client.get('/quote"and\\backslash')
+    client.get("/caf\u00e9")  # WSGI hands the path over latin-1 decoded: still one valid line
+
+    quoted, accented = log_lines(capsys)
+    assert quoted["route"] == '/quote"and\\backslash'
+    assert (quoted["status"], accented["status"]) == (404, 404)
+
+
+def test_generated_request_ids_differ_between_requests_and_processes(client):
+    import os
+
+    from web_service import process
+
+    ids = {client.get("/health").headers[REQUEST_ID_HEADER] for _ in range(50)}
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child's first ID must not repeat the parent's sequence
+        os.write(writer, process.new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    from_child = os.read(reader, 64).decode()
+
+    assert len(ids) == 50 and all(len(i) == 32 for i in ids)
+    assert from_child not in ids and from_child[:16] != next(iter(ids))[:16]

@@ -80,7 +80,7 @@ def test_a_cached_run_starts_without_importing_mlflow_skops_or_scikit_learn(tmp_
     load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri))
     script = (
         "import sys; from web_service_mlflow.predict import app; "
-        "print(app.extensions['predictor'].source); "
+        "print(app.extensions['ride_duration'].predictor.source); "
         "print(sorted({'mlflow', 'skops', 'sklearn', 'scipy', 'pandas'} & set(sys.modules)))"
     )
     env = os.environ | {"RUN_ID": trained_run.run_id, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",

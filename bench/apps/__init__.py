@@ -1,0 +1,1 @@
+"""The servers the service is measured against, under the same Gunicorn settings."""

@@ -1,0 +1,85 @@
+"""Start a Gunicorn app, time it to its first prediction, and weigh it in proportional memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from tests.processes import free_port, gunicorn_command, server_env
+
+RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
+
+
+@dataclass
+class Started:
+    process: subprocess.Popen
+    url: str
+    seconds_to_first_prediction: float
+    log: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start(app: str, log: Path, timeout: float = 120, **variables: str) -> Started:
+    """Start `gunicorn app`; return once POST /predict has answered 200, with the time that took."""
+    port = free_port()
+    env = server_env(port, log, **variables)
+    started = time.perf_counter()
+    with log.open("w") as sink:
+        process = subprocess.Popen(gunicorn_command(app), env=env, stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    while process.poll() is None and time.perf_counter() - started < timeout:
+        try:
+            if requests.post(f"{url}/predict", json=RIDE, timeout=5).ok:
+                return Started(process, url, time.perf_counter() - started, log)
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"{app} did not answer a prediction (exit {process.returncode}):\n{log.read_text()}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The command name may hold spaces and parentheses: the fields after the last ")".
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def total_pss_mb(pid: int) -> float:
+    """Proportional set size of a process tree: shared pages counted once, split between sharers."""
+    total_kb = 0
+    for member in process_tree(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        total_kb += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    return total_kb / 1024
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0))

@@ -1,0 +1,223 @@
+"""The serving benchmark: this service against the course-style baseline and an empty endpoint.
+
+    make bench                     # or: pipenv run python -m bench.serving
+    pipenv run python -m bench.serving --quick        # 3-second loads, one timed start: a smoke run
+
+In one run, on the embedded default forest and the same Gunicorn settings (gunicorn.conf.py with
+WEB_CONCURRENCY=5), it starts in turn:
+- this service as shipped (validation, metrics, JSON request log on; the model from the cache);
+- the course-style baseline, calling mlflow.pyfunc's predict per request (bench/apps);
+- an empty endpoint that parses the JSON and answers a constant (bench/apps).
+Each is started once to warm the caches, then timed from process start to its first successful
+prediction, then loaded with wrk: at saturation (2 threads, 32 connections), with one client,
+and with 1,000 rides in one request. Total PSS (master and workers, /proc/PID/smaps_rollup) is
+read after the saturation run. It also checks that the compiled forest gives scikit-learn's
+floats bit for bit on every ride of a TLC file (February 2021 by default), in-process and over
+HTTP. The table, with ratios and the issue's targets, goes to bench/results/serving.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from bench import servers, wrk
+from bench.servers import RIDE
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RIDES = REPO.parent / "shared" / "data" / "green_tripdata_2021-02.parquet"
+SERVICE, BASELINE, EMPTY = "this service", "course-style baseline (pyfunc per request)", "empty endpoint"
+APPS = {
+    SERVICE: "web_service_mlflow.predict:app",
+    BASELINE: "bench.apps.course_baseline:app",
+    EMPTY: "bench.apps.empty:app",
+}
+BATCH_RIDES = 1000
+CHOICES = {"service": "this", "baseline": "course-style", "empty": "empty"}
+
+
+@dataclass
+class Result:
+    server: str
+    start_s: float  # median of the timed starts, process start to first successful prediction
+    saturated_rps: float
+    saturated_p50_ms: float
+    saturated_p99_ms: float
+    single_p50_ms: float
+    single_p99_ms: float
+    batch_p50_ms: float
+    batch_p99_ms: float
+    pss_mb: float
+    failed_requests: int
+
+
+def batch_body(size: int = BATCH_RIDES, seed: int = 7) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    zones, distances = rng.integers(1, 266, (size, 2)), rng.exponential(3.0, size).round(2)
+    return [{"PULocationID": int(a), "DOLocationID": int(b), "trip_distance": float(d)}
+            for (a, b), d in zip(zones.tolist(), distances, strict=True)]  # fmt: skip
+
+
+def measure(name: str, workdir: Path, args: argparse.Namespace) -> Result:
+    app, env = APPS[name], {"WEB_CONCURRENCY": str(args.workers), "MODEL_CACHE_DIR": str(workdir / "cache")}
+    label = name.split()[0].strip("-")
+    servers.start(app, workdir / f"{label}-warm.log", **env).stop()  # fills the caches, compiles the model
+    starts = []
+    for attempt in range(args.starts):
+        server = servers.start(app, workdir / f"{label}-{attempt}.log", **env)
+        starts.append(server.seconds_to_first_prediction)
+        if attempt < args.starts - 1:
+            server.stop()
+    try:
+        url = f"{server.url}/predict"
+        print(f"{name}: started in {statistics.median(starts):.2f} s (median of {starts})", file=sys.stderr)
+        wrk.run(url, RIDE, 2, 32, min(2.0, args.seconds))  # every worker warm before measuring
+        saturated = wrk.run(url, RIDE, 2, 32, args.seconds)
+        pss = servers.total_pss_mb(server.process.pid)
+        single = wrk.run(url, RIDE, 1, 1, args.seconds)
+        batch = wrk.run(url, batch_body(), 1, 1, args.seconds)
+        print(f"{name}: {saturated.requests_per_s:.0f} req/s, {pss:.0f} MB PSS", file=sys.stderr)
+    finally:
+        server.stop()
+    failed = saturated.failed + single.failed + batch.failed
+    return Result(name, statistics.median(starts), saturated.requests_per_s, saturated.p50_ms, saturated.p99_ms,
+                  single.p50_ms, single.p99_ms, batch.p50_ms, batch.p99_ms, pss, failed)  # fmt: skip
+
+
+def check_exactness(rides_path: Path, workdir: Path, workers: int) -> str:
+    """Every ride of the file through the compiled form and through scikit-learn, compared bit for bit."""
+    import os
+
+    from web_service.compiled import TreeTable
+    from web_service.features import RIDE_FIELDS, prepare_features_frame
+    from web_service.schema import MAX_TRIP_DISTANCE
+    from web_service_mlflow.data import read_rides
+    from web_service_mlflow.flavor import load_run_model
+    from web_service_mlflow.loader import load_predictor
+    from web_service_mlflow.settings import ModelSettings
+    from web_service_mlflow.sources import LocalSource
+
+    settings = ModelSettings.from_env(os.environ | {"MODEL_CACHE_DIR": str(workdir / "cache")})
+    predictor = load_predictor(settings)
+    assert isinstance(predictor.pipeline, TreeTable), predictor.engine
+    artifacts = LocalSource(Path(settings.artifact_root), settings.run_id).run_dir()
+    pipeline = load_run_model(artifacts / "model", artifacts / "preprocessor", "bench")
+    frame = read_rides(str(rides_path))
+    features = prepare_features_frame(frame)
+    fast, reference = predictor.pipeline.predict(features), pipeline.predict(features)
+    same = int((fast.view(np.uint64) == reference.view(np.uint64)).sum())
+    # Over HTTP, in requests of 1,000: the rides the contract accepts (it refuses odometer errors).
+    accepted = (frame["trip_distance"] < MAX_TRIP_DISTANCE).to_numpy()
+    rides = frame.loc[accepted, list(RIDE_FIELDS)].to_dict("records")
+    server = servers.start(APPS[SERVICE], workdir / "exactness.log", WEB_CONCURRENCY=str(workers),
+                           MODEL_CACHE_DIR=str(workdir / "cache"))  # fmt: skip
+    try:
+        served = []
+        for first in range(0, len(rides), BATCH_RIDES):
+            answer = requests.post(f"{server.url}/predict", json=rides[first : first + BATCH_RIDES], timeout=60)
+            answer.raise_for_status()
+            served += [item["duration"] for item in answer.json()]
+    finally:
+        server.stop()
+    over_http = sum(a == b for a, b in zip(served, reference[accepted].tolist(), strict=True))
+    return (
+        f"{rides_path.name}: {same:,} of {len(frame):,} rides bit-identical to scikit-learn in-process; "
+        f"over HTTP {over_http:,} of the {len(rides):,} rides the contract accepts "
+        f"({len(frame) - len(rides)} are refused: trip_distance of {MAX_TRIP_DISTANCE:g} miles or more)"
+    )
+
+
+def table(results: dict[str, Result], args: argparse.Namespace) -> str:
+    header = (
+        f"{args.workers} workers, wrk {args.seconds:g} s per case; saturation: 2 threads, 32 connections; "
+        f"single client: 1 connection; batch: {BATCH_RIDES} rides per request, 1 connection.\n\n"
+        "| server | req/s at saturation | p50 / p99 at saturation | single-client p50 / p99 | "
+        "batch of 1,000: p50 / p99 | start to first prediction | total PSS | failed requests |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = [
+        f"| {r.server} | {r.saturated_rps:,.0f} | {r.saturated_p50_ms:.2f} / {r.saturated_p99_ms:.2f} ms | "
+        f"{r.single_p50_ms:.2f} / {r.single_p99_ms:.2f} ms | {r.batch_p50_ms:.1f} / {r.batch_p99_ms:.1f} ms | "
+        f"{r.start_s:.2f} s | {r.pss_mb:.0f} MB | {r.failed_requests} |"
+        for r in results.values()
+    ]
+    return header + "\n".join(rows) + "\n"
+
+
+def targets(results: dict[str, Result]) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for each of the issue's targets."""
+    ours, base, empty = results[SERVICE], results[BASELINE], results[EMPTY]
+    return [
+        ("throughput at least 0.85 x the empty endpoint's", f"{ours.saturated_rps / empty.saturated_rps:.2f} x",
+         ours.saturated_rps >= 0.85 * empty.saturated_rps),
+        ("throughput at least 25 x the course baseline's", f"{ours.saturated_rps / base.saturated_rps:.0f} x",
+         ours.saturated_rps >= 25 * base.saturated_rps),
+        ("single-client p50 at most 1.3 x the empty endpoint's", f"{ours.single_p50_ms / empty.single_p50_ms:.2f} x",
+         ours.single_p50_ms <= 1.3 * empty.single_p50_ms),
+        ("start to first prediction, model cached, at most 2.0 s", f"{ours.start_s:.2f} s", ours.start_s <= 2.0),
+        ("master and workers: total PSS at most 400 MB", f"{ours.pss_mb:.0f} MB", ours.pss_mb <= 400),
+        ("1,000 rides in one request: at most 50 ms", f"p50 {ours.batch_p50_ms:.1f} ms, p99 {ours.batch_p99_ms:.1f} ms",
+         ours.batch_p99_ms <= 50),
+        ("no failed request", f"{ours.failed_requests}", ours.failed_requests == 0),
+    ]  # fmt: skip
+
+
+def report(results: dict[str, Result], exactness: str | None, args: argparse.Namespace) -> str:
+    ours, base, empty = results[SERVICE], results[BASELINE], results[EMPTY]
+    ratios = (
+        f"\nThis service against the baseline: {ours.saturated_rps / base.saturated_rps:.0f}x the throughput, "
+        f"{base.single_p50_ms / ours.single_p50_ms:.0f}x lower single-client p50, "
+        f"{base.start_s / ours.start_s:.1f}x faster start, {base.pss_mb / ours.pss_mb:.1f}x less memory. "
+        f"Against the empty endpoint: {ours.saturated_rps / empty.saturated_rps:.2f}x its throughput, "
+        f"{ours.single_p50_ms / empty.single_p50_ms:.2f}x its single-client p50.\n\n"
+    )
+    rows = "\n".join(
+        f"| {name} | {measured} | {'met' if met else '**missed**'} |" for name, measured, met in targets(results)
+    )
+    checks = "| target | measured | |\n|---|---|---|\n" + rows + "\n"
+    exact = f"\nExactness: {exactness}\n" if exactness else "\nExactness: not checked (no --rides file)\n"
+    return table(results, args) + ratios + checks + exact
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=10, help="wrk duration per case")
+    parser.add_argument("--starts", type=int, default=3, help="timed starts per server (the median is reported)")
+    parser.add_argument("--rides", type=Path, default=DEFAULT_RIDES, help="TLC parquet for the exactness check")
+    parser.add_argument("--quick", action="store_true", help="3-second loads and one timed start")
+    parser.add_argument(
+        "--servers", nargs="+", choices=["service", "baseline", "empty"], default=["service", "baseline", "empty"],
+        help="measure only these (the targets need all three)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serving.md")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.starts = 3, 1
+    wrk.require_wrk()
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        workdir = Path(tmp)
+        chosen = [name for name in APPS if name.split()[0].strip("-") in {CHOICES[s] for s in args.servers}]
+        results = {name: measure(name, workdir, args) for name in chosen}
+        if len(results) < len(APPS):
+            sys.stdout.write(table(results, args))
+            return 0
+        exactness = check_exactness(args.rides, workdir, args.workers) if args.rides.is_file() else None
+    text = report(results, exactness, args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(f"# Serving benchmark ({servers.cpu_count()} cores)\n\n{text}")
+    args.out.with_suffix(".json").write_text(json.dumps([asdict(r) for r in results.values()], indent=1) + "\n")
+    sys.stdout.write(text)
+    return 0 if all(met for _, _, met in targets(results)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
