@@ -20,16 +20,16 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from web_service.errors import ErrorDetail, InvalidRequest, UnsupportedMediaType
-from web_service.views import predict_rides, read_json
+from web_service.views import json_response, predict_rides, read_json
 
 mlflow_protocol = Blueprint("mlflow_protocol", __name__)
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 @mlflow_protocol.post("/invocations")
-def invocations() -> dict[str, Any]:
+def invocations() -> Response:
     durations, _, _ = predict_rides(read_records())
-    return {"predictions": durations}
+    return json_response(f'{{"predictions":[{",".join(map(repr, durations))}]}}')
 
 
 @mlflow_protocol.get("/ping")

@@ -182,3 +182,24 @@ def test_mlflows_own_scoring_client_round_trips_a_dataframe(default_server):
     served = post_all(f"{default_server.url}/predict", rides.to_dict("records"))
     assert predictions == [answer["duration"] for answer in served]
     assert client.get_version() == version("mlflow")
+
+
+@pytest.mark.parametrize(("size", "status"), [(500, 200), (2048, 200), (2049, 413), (50_000, 413)])
+def test_a_chunked_body_is_held_to_the_body_limit(tmp_path, size, status):
+    ride = json.dumps({"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}).encode()
+    body = ride + b" " * (size - len(ride))  # JSON allows trailing whitespace
+
+    def chunks():  # a generator body: requests sends it chunked, with no Content-Length
+        yield from (body[i : i + 256] for i in range(0, len(body), 256))
+
+    with gunicorn(MLFLOW_APP, tmp_path / "chunked.log", MAX_BODY_BYTES="2048") as server:
+        response = requests.post(f"{server.url}/predict", data=chunks(), timeout=10,
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+
+    assert response.status_code == status
+    if status == 413:  # refused whole, never parsed truncated
+        assert response.json()["error"]["details"] == [
+            {"field": "body", "expected": "at most 2048 bytes", "received": "over 2048 bytes, chunked"}
+        ]
+    else:
+        assert response.json()["model_version"] == default_run_id(LOCAL_STORE)
