@@ -16,7 +16,7 @@ from web_service.observe import ObservedApp, request_id
 from web_service.openapi import build_document, openapi_views
 from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
-from web_service.request import BoundedRequest
+from web_service.request import bounded_request
 from web_service.requestlog import RequestLog
 from web_service.settings import AppSettings
 from web_service.views import SERVING, Serving, run_self_check, views
@@ -29,7 +29,7 @@ PROTECTED_ENDPOINTS = {"views.predict", "mlflow_protocol.invocations"}
 def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     """Build the app around an already loaded predictor."""
     app = Flask(__name__)
-    app.request_class = BoundedRequest
+    app.request_class = bounded_request(settings.max_body_bytes)
     app.json.sort_keys = False  # keep "code, message, details" in the order people read them
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     log = PredictionLog(settings.prediction_log) if settings.prediction_log else None

@@ -3,11 +3,21 @@
 Gunicorn's config points PROMETHEUS_MULTIPROC_DIR at a fresh folder before any worker starts;
 each worker writes its own files there and /metrics adds them up. Without that variable (a test
 client, `flask run`) the metrics live in this process alone.
+
+prometheus-client writes a memory-mapped file under a lock on every update, and a request makes
+seven: under load that costs a tenth of the request. So each process adds its updates up in
+memory (`PENDING`) and writes them every FLUSH_SECONDS from a thread of its own, when it answers
+/metrics, and when it exits: a scrape sees the other workers at most FLUSH_SECONDS late.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import threading
+import time
+from bisect import bisect_left
 from typing import Any
 
 from flask import Flask, Response
@@ -24,6 +34,8 @@ from prometheus_client import (
 
 from web_service import process
 from web_service.observe import Answered
+
+logger = logging.getLogger(__name__)
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # prometheus-client asks os.getpid() (a system call) on every update to notice a fork; the
@@ -48,6 +60,71 @@ MODEL = Gauge(
     multiprocess_mode="max",
 )  # fmt: skip
 
+
+FLUSH_SECONDS = 1.0
+
+
+class Pending:
+    """Counter and histogram updates of this process, added up until they are written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[Any, float] = {}  # counter child -> increments
+        self._observed: dict[Any, list[float]] = {}  # histogram child -> [count per bucket..., sum]
+        self._flusher_pid: int | None = None
+
+    def inc(self, counter: Any) -> None:
+        self._start_flusher()
+        with self._lock:
+            self._counts[counter] = self._counts.get(counter, 0.0) + 1.0
+
+    def observe(self, histogram: Any, values: list[float]) -> None:
+        """As `histogram.observe(v)` for each of `values`: one count in the first bucket it fits."""
+        self._start_flusher()
+        bounds = histogram._upper_bounds  # the last is +Inf
+        with self._lock:
+            totals = self._observed.get(histogram)
+            if totals is None:
+                totals = self._observed[histogram] = [0.0] * (len(bounds) + 1)
+            for value in values:
+                if value <= bounds[-1]:  # NaN fits no bucket, as in observe()
+                    totals[bisect_left(bounds, value)] += 1
+                totals[-1] += value
+
+    def flush(self) -> None:
+        """Write everything added up so far into prometheus-client's values."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            observed, self._observed = self._observed, {}
+        for counter, amount in counts.items():
+            counter.inc(amount)
+        for histogram, totals in observed.items():
+            # A histogram's per-bucket and sum values, as its own observe() updates them.
+            for bucket, count in zip(histogram._buckets, totals, strict=False):
+                if count:
+                    bucket.inc(count)
+            histogram._sum.inc(totals[-1])
+
+    def _start_flusher(self) -> None:
+        # Threads do not survive fork: each Gunicorn worker starts its own on first use.
+        if self._flusher_pid == process.pid():
+            return
+        with self._lock:
+            if self._flusher_pid != process.pid():
+                self._flusher_pid = process.pid()
+                threading.Thread(target=self._flush_forever, name="metrics-flush", daemon=True).start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            try:
+                self.flush()
+            except Exception:  # a full disk must not end the flushing for good
+                logger.exception("cannot write metrics to %s", os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+PENDING = Pending()
+atexit.register(PENDING.flush)
 
 # Any other method a client invents is counted as "other": labels must stay few.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -75,17 +152,17 @@ class RequestMetrics:
             children = REQUESTS.labels(method, route, str(status)), LATENCY.labels(route)
             self._children[key] = children
         counter, latency = children
-        counter.inc()
-        latency.observe(answered.seconds)
+        PENDING.inc(counter)
+        PENDING.observe(latency, [answered.seconds])
 
 
 def observe_predictions(durations: list[float]) -> None:
-    BATCH.observe(len(durations))
-    for duration in durations:
-        PREDICTED.observe(duration)
+    PENDING.observe(BATCH, [len(durations)])
+    PENDING.observe(PREDICTED, durations)
 
 
 def _metrics() -> Response:
+    PENDING.flush()  # this worker's own counts are exact; the others' at most FLUSH_SECONDS late
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

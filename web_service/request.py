@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.sansio.utils import get_content_length
 
 
 class BoundedRequest(Request):
@@ -18,23 +20,28 @@ class BoundedRequest(Request):
       would stop at the limit and silently parse a truncated body.
     """
 
+    body_limit: int | None = None  # set per app by `bounded_request`
+
+    @cached_property
+    def declared_length(self) -> int | None:
+        environ = self.environ
+        return get_content_length(environ.get("CONTENT_LENGTH"), environ.get("HTTP_TRANSFER_ENCODING"))
+
     @property
     def max_content_length(self) -> int | None:
-        limit = self.body_limit
-        if limit is None:
+        limit, declared = self.body_limit, self.declared_length
+        if limit is None or (declared is not None and declared <= limit):
             return None
-        declared = self.content_length
-        if declared is not None:
-            return None if declared <= limit else limit
-        return limit + 1
-
-    @property
-    def body_limit(self) -> int | None:
-        return super().max_content_length
+        return limit if declared is not None else limit + 1
 
     def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False) -> Any:
-        raw = super().get_data(cache=True, parse_form_data=parse_form_data)
-        limit = self.body_limit
-        if limit is not None and self.content_length is None and len(raw) > limit:
-            raise RequestEntityTooLarge()
+        if self.body_limit is not None and self.declared_length is None:
+            raw = super().get_data(cache=True, parse_form_data=parse_form_data)
+            if len(raw) > self.body_limit:
+                raise RequestEntityTooLarge()
         return super().get_data(cache=cache, as_text=as_text, parse_form_data=parse_form_data)
+
+
+def bounded_request(limit: int) -> type[BoundedRequest]:
+    """A request class holding bodies to `limit` bytes."""
+    return type("BoundedRequest", (BoundedRequest,), {"body_limit": limit})

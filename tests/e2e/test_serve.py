@@ -6,6 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -143,22 +144,31 @@ def test_a_model_that_cannot_load_stops_the_server_with_one_message(tmp_path, ap
     assert "Traceback" not in done.stderr
 
 
-def test_metrics_count_every_request_across_two_workers(tmp_path):
+def predict_counts(url: str) -> dict[str, float]:
     from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(requests.get(f"{url}/metrics", timeout=10).text)
+        for sample in family.samples
+        if sample.name == "ride_duration_http_requests_total" and sample.labels["route"] == "/predict"
+    }
+
+
+def test_metrics_count_every_request_across_two_workers_within_the_flush_interval(tmp_path):
+    from web_service.metrics import FLUSH_SECONDS
 
     rides = make_rides(60, seed=14)
     with gunicorn(MLFLOW_APP, tmp_path / "metrics.log", WEB_CONCURRENCY="2") as server:
         post_all(f"{server.url}/predict", rides, concurrency=6)
-        text = requests.get(f"{server.url}/metrics", timeout=10).text
+        done = time.monotonic()
+        while (counted := predict_counts(server.url)) != {"200": 60.0} and time.monotonic() - done < 5:
+            time.sleep(0.1)
+        waited = time.monotonic() - done
         workers = {line["pid"] for line in map(json.loads, filter(_is_json, server.output().splitlines()))}
 
-    counted = {
-        sample.labels["status"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "ride_duration_http_requests_total" and sample.labels["route"] == "/predict"
-    }
     assert counted == {"200": 60.0}
+    assert waited <= FLUSH_SECONDS + 0.5  # each worker writes its counts every FLUSH_SECONDS
     assert len(workers) == 2  # both workers answered some of them
 
 
