@@ -7,7 +7,7 @@ export PIPENV_VERBOSITY := -1
 PIPENV := $(PYTHON) -m pipenv
 APP ?= web_service_mlflow.predict:app
 
-.PHONY: run test check pipenv install install-dev lint image
+.PHONY: run test check pipenv install install-dev lint image bench wrk
 
 run: install  ## serve the embedded default model on 0.0.0.0:9696
 	$(PIPENV) run gunicorn $(APP)
@@ -30,6 +30,14 @@ install: pipenv
 
 install-dev: pipenv
 	$(PIPENV) install --deploy --dev
+
+bench: install-dev wrk  ## the serving benchmark (bench/serving.py): about 8 minutes, writes bench/results/
+	$(PIPENV) run python -m bench.serving
+
+wrk:
+	@command -v wrk >/dev/null || { echo "installing wrk (apt)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
 
 image:  ## build the container image (needs a Docker engine, or podman as `docker`)
 	docker build -t ride-duration:latest .

@@ -81,5 +81,27 @@ def total_pss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time used so far by a process tree."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(pid: int, busy_below: float = 0.05, window_s: float = 0.25, timeout_s: float = 10) -> None:
+    """Wait until a server has finished what its last load left queued (it uses under 5% of a core)."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(window_s)
+        if cpu_seconds(pid) - before < busy_below * window_s:
+            return
+
+
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0))

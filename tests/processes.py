@@ -43,6 +43,13 @@ class Server:
     def output(self) -> str:
         return self.log.read_text()
 
+    def wait_output(self, text: str, count: int = 1, timeout: float = 30) -> str:
+        """Wait until the log holds `text` at least `count` times (workers boot after /health answers)."""
+        deadline = time.monotonic() + timeout
+        while (output := self.output()).count(text) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return output
+
     def wait_healthy(self, timeout: float = 90) -> None:
         """Wait until /health answers; fail with the server's log if it exits or never does."""
         deadline = time.monotonic() + timeout

@@ -12,11 +12,8 @@ memory (`PENDING`) and writes them every FLUSH_SECONDS from a thread of its own,
 
 from __future__ import annotations
 
-import atexit
-import logging
 import os
 import threading
-import time
 from bisect import bisect_left
 from typing import Any
 
@@ -34,8 +31,6 @@ from prometheus_client import (
 
 from web_service import process
 from web_service.observe import Answered
-
-logger = logging.getLogger(__name__)
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # prometheus-client asks os.getpid() (a system call) on every update to notice a fork; the
@@ -71,16 +66,16 @@ class Pending:
         self._lock = threading.Lock()
         self._counts: dict[Any, float] = {}  # counter child -> increments
         self._observed: dict[Any, list[float]] = {}  # histogram child -> [count per bucket..., sum]
-        self._flusher_pid: int | None = None
+        self._flusher = process.Periodic(FLUSH_SECONDS, self.flush, "metrics-flush")
 
     def inc(self, counter: Any) -> None:
-        self._start_flusher()
+        self._flusher.ensure_running()
         with self._lock:
             self._counts[counter] = self._counts.get(counter, 0.0) + 1.0
 
     def observe(self, histogram: Any, values: list[float]) -> None:
         """As `histogram.observe(v)` for each of `values`: one count in the first bucket it fits."""
-        self._start_flusher()
+        self._flusher.ensure_running()
         bounds = histogram._upper_bounds  # the last is +Inf
         with self._lock:
             totals = self._observed.get(histogram)
@@ -105,26 +100,8 @@ class Pending:
                     bucket.inc(count)
             histogram._sum.inc(totals[-1])
 
-    def _start_flusher(self) -> None:
-        # Threads do not survive fork: each Gunicorn worker starts its own on first use.
-        if self._flusher_pid == process.pid():
-            return
-        with self._lock:
-            if self._flusher_pid != process.pid():
-                self._flusher_pid = process.pid()
-                threading.Thread(target=self._flush_forever, name="metrics-flush", daemon=True).start()
-
-    def _flush_forever(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            try:
-                self.flush()
-            except Exception:  # a full disk must not end the flushing for good
-                logger.exception("cannot write metrics to %s", os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-
 
 PENDING = Pending()
-atexit.register(PENDING.flush)
 
 # Any other method a client invents is counted as "other": labels must stay few.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,7 @@ class Predictor:
     ) -> None:
         self.pipeline = pipeline  # a scikit-learn Pipeline, or its compiled form (web_service.compiled)
         self.model_version = model_version
+        self.model_version_json = json.dumps(model_version)  # as answers carry it, encoded once
         self.source = source
         self.engine = engine or Engine("scikit-learn", "as loaded")
         # What the loader knows: run ID, registry name and version, training params and metrics.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -78,14 +77,14 @@ def predict() -> Response:
     durations, is_batch, predictor = predict_rides(read_json(request))
     # Written by hand: Flask's JSON response costs more than the prediction. repr() of a float is
     # exactly what json.dumps writes for it, so clients read back the same double.
-    version = json.dumps(predictor.model_version)
+    version = predictor.model_version_json
     results = [f'{{"duration":{duration!r},"model_version":{version}}}' for duration in durations]
     return json_response(f"[{','.join(results)}]" if is_batch else results[0])
 
 
 def json_response(text: str, status: int = 200) -> Response:
     """A response whose body is `text`, already JSON."""
-    return current_app.response_class(text, status=status, mimetype="application/json")
+    return Response(text, status=status, mimetype="application/json")
 
 
 @views.get("/health")

@@ -18,6 +18,11 @@ from web_service_mlflow.sources import LocalSource
 RUN_ID = os.getenv("RUN_ID") or default_run_id(LOCAL_STORE)
 logged_model = str(LocalSource(LOCAL_STORE, RUN_ID).run_dir() / "model")
 model = mlflow.pyfunc.load_model(logged_model)
+# The course fits RandomForestRegressor(**params, n_jobs=-1), so every predict() starts joblib
+# workers. This repo's run predicts single-threaded (n_jobs=None); BASELINE_N_JOBS picks which
+# of the two the baseline serves with: "-1", as the course's own model (the default), or "none".
+N_JOBS = os.getenv("BASELINE_N_JOBS", "-1")
+model.get_raw_model().steps[-1][1].set_params(n_jobs=None if N_JOBS == "none" else int(N_JOBS))
 
 
 def prepare_features(ride):

@@ -129,7 +129,7 @@ def test_preload_fetches_the_model_once_for_all_workers(tmp_path, tracking, regi
     with gunicorn(APP, tmp_path / "workers.log", RUN_ID=first.run_id, MLFLOW_TRACKING_URI=tracking.url,
                   WEB_CONCURRENCY="3") as server:  # fmt: skip
         served(server)
-        log = server.output()
+        log = server.wait_output("Booting worker", count=3)
 
     assert log.count(f"loaded {first.run_id} from") == 1
     assert log.count("Booting worker") == 3
