@@ -1,0 +1,1 @@
+"""Packaging and deployment: the container image and the Elastic Beanstalk source bundle."""

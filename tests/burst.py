@@ -1,0 +1,66 @@
+"""A burst of concurrent requests with a server stop in the middle: what a deploy or scale-in does.
+
+Clients send requests back to back; when the stop is issued they start no new request, as a load
+balancer that has taken the server out of rotation, but every request already on its way must
+be answered. One that is reset, or answered with an error, is lost.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# Heavier than one ride, so that a stop surely lands while requests are in flight.
+RIDES = [{"PULocationID": 1 + i % 260, "DOLocationID": 50, "trip_distance": 0.5 + i % 30} for i in range(200)]
+BODY = json.dumps(RIDES)
+
+
+@dataclass
+class Burst:
+    answered: int = 0  # 200 with a body
+    lost: list[str] = field(default_factory=list)  # accepted, then reset or answered with an error
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, outcome: str, detail: str = "") -> None:
+        with self._lock:
+            if outcome == "lost":
+                self.lost.append(detail)
+            else:
+                setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+def _client(host: str, port: int, burst: Burst, stopping: threading.Event, deadline: float) -> None:
+    while not stopping.is_set() and time.monotonic() < deadline:
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            connection.request("POST", "/predict", BODY, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            body = response.read()
+            if response.status == 200 and body.startswith(b"["):
+                burst.count("answered")
+            else:
+                burst.count("lost", f"{response.status} {body[:200]!r}")
+        except (OSError, http.client.HTTPException) as error:
+            burst.count("lost", repr(error))
+        finally:
+            connection.close()
+
+
+def burst_with_stop(host: str, port: int, stop: Callable[[], None], clients: int = 32,
+                    before_stop_s: float = 1.0, limit_s: float = 60) -> Burst:  # fmt: skip
+    """`clients` concurrent clients send requests; `stop()` is called while they do."""
+    burst, stopping = Burst(), threading.Event()
+    deadline = time.monotonic() + limit_s
+    threads = [threading.Thread(target=_client, args=(host, port, burst, stopping, deadline)) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(before_stop_s)
+    stopping.set()
+    stop()
+    for thread in threads:
+        thread.join()
+    return burst
