@@ -7,17 +7,21 @@ export PIPENV_VERBOSITY := -1
 PIPENV := $(PYTHON) -m pipenv
 APP ?= web_service_mlflow.predict:app
 
-.PHONY: run test check pipenv install install-dev lint image bench wrk
+# apt-get as root, through sudo otherwise: for the tools the tests and benchmarks run beside Python.
+APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get
+
+.PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools bench wrk
 
 run: install  ## serve the embedded default model on 0.0.0.0:9696
 	$(PIPENV) run gunicorn $(APP)
 
-test: install-dev  ## lint, check the Gunicorn config, run every test
+test: install-dev system-tools  ## lint, check the Gunicorn config, run every test (the image's too)
 	$(MAKE) check
 
 check:  ## the test suite alone, in the installed environment
 	$(PIPENV) run ruff check .
 	$(PIPENV) run ruff format --check .
+	$(PIPENV) run hadolint Dockerfile
 	$(PIPENV) run gunicorn --check-config $(APP)
 	$(PIPENV) run pytest
 
@@ -35,9 +39,24 @@ bench: install-dev wrk  ## the serving benchmark (bench/serving.py): about 8 min
 	$(PIPENV) run python -m bench.serving
 
 wrk:
-	@command -v wrk >/dev/null || { echo "installing wrk (apt)"; \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	@command -v wrk >/dev/null || { echo "installing wrk (apt)"; $(APT) update -qq && $(APT) install -y -qq wrk; }
 
-image:  ## build the container image (needs a Docker engine, or podman as `docker`)
-	docker build -t ride-duration:latest .
+# What the suite runs beside Python: a container engine (Docker when its daemon answers, else
+# podman, buildah and runc, with debootstrap for a local base image) and nginx (the Elastic
+# Beanstalk proxy settings). RUNLEVEL=1 keeps apt from starting nginx as a service.
+system-tools:
+	@need=""; \
+	if ! docker info >/dev/null 2>&1; then \
+		for tool in podman buildah runc debootstrap; do command -v $$tool >/dev/null || need="$$need $$tool"; done; \
+	fi; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need="$$need nginx-light"; \
+	if [ -n "$$need" ]; then echo "installing$$need (apt)"; $(APT) update -qq && $(APT) install -y -qq $$need; fi
+
+image: install system-tools  ## build the container image: Docker, or buildah (with a local base image if need be)
+	$(PIPENV) run python -m deploy.container build --tag ride-duration:latest
+
+test-image: install-dev system-tools  ## build the image, run it, post test.py's ride, SIGTERM under load
+	$(PIPENV) run pytest -m image -s
+
+eb-bundle:  ## the Elastic Beanstalk source bundle, offline: dist/ride-duration-eb.zip
+	$(PYTHON) -m deploy.beanstalk --out dist/ride-duration-eb.zip
