@@ -160,6 +160,7 @@ def test_metrics_count_every_request_across_two_workers_within_the_flush_interva
 
     rides = make_rides(60, seed=14)
     with gunicorn(MLFLOW_APP, tmp_path / "metrics.log", WEB_CONCURRENCY="2") as server:
+        server.wait_output("Booting worker", count=2)  # /health answered as soon as the first one was up
         post_all(f"{server.url}/predict", rides, concurrency=6)
         done = time.monotonic()
         while (counted := predict_counts(server.url)) != {"200": 60.0} and time.monotonic() - done < 5:
