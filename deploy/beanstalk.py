@@ -32,9 +32,9 @@ def copy_sources(dockerfile: Path) -> list[str]:
         words = line.split()
         if not words or words[0].upper() not in {"COPY", "ADD"}:
             continue
-        args = [word for word in words[1:] if not word.startswith("--")]
         if any(word.startswith("--from") for word in words[1:]):
             continue
+        args = [word for word in words[1:] if not word.startswith("--")]
         sources += [source.rstrip("/") for source in args[:-1]]  # the last is the destination
     return sources
 
@@ -47,11 +47,16 @@ def tracked_files(repo: Path) -> list[str]:
 def bundle_files(repo: Path = REPO) -> list[str]:
     """Every file that goes into the bundle, as repo-relative paths, sorted."""
     roots = [*BUILD_FILES, *copy_sources(repo / "Dockerfile"), *BEANSTALK_SETTINGS]
-    files = [name for name in tracked_files(repo) if any(name == root or name.startswith(f"{root}/") for root in roots)]
-    missing = [root for root in roots if not any(name == root or name.startswith(f"{root}/") for name in files)]
+    files = [name for name in tracked_files(repo) if any(_within(name, root) for root in roots)]
+    missing = [root for root in roots if not any(_within(name, root) for name in files)]
     if missing:
         raise SystemExit(f"the bundle would lack {', '.join(missing)}: not tracked by git in {repo}")
     return sorted(files)
+
+
+def _within(name: str, root: str) -> bool:
+    """Whether repo path `name` is `root` itself or lies under it."""
+    return name == root or name.startswith(f"{root}/")
 
 
 def write_bundle(out: Path, repo: Path = REPO) -> list[str]:

@@ -87,7 +87,7 @@ def find_engine() -> Engine:
         env.setdefault("CONTAINERS_CONF", str(PODMAN_CONF))
         return Engine("podman", "buildah", env)
     raise ContainerError(
-        "no container engine: start Docker, or install podman, buildah and runc (`make container-tools` on Debian)"
+        "no container engine: start Docker, or install podman, buildah and runc (`make system-tools` on Debian)"
     )
 
 
@@ -108,7 +108,7 @@ def apt_mirror() -> str:
 def make_debian_base(engine: Engine, tag: str = LOCAL_BASE) -> str:
     """A minimal Debian bookworm (Python 3.11) image made with debootstrap and imported locally."""
     if not shutil.which("debootstrap"):
-        raise ContainerError("the base image cannot be pulled and debootstrap is missing: `make container-tools`")
+        raise ContainerError("the base image cannot be pulled and debootstrap is missing: `make system-tools`")
     with tempfile.TemporaryDirectory(prefix="ride-duration-base-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         packages = "python3,python3-venv,ca-certificates"

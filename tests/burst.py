@@ -25,12 +25,13 @@ class Burst:
     lost: list[str] = field(default_factory=list)  # accepted, then reset or answered with an error
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, outcome: str, detail: str = "") -> None:
+    def count_answered(self) -> None:
         with self._lock:
-            if outcome == "lost":
-                self.lost.append(detail)
-            else:
-                setattr(self, outcome, getattr(self, outcome) + 1)
+            self.answered += 1
+
+    def count_lost(self, detail: str) -> None:
+        with self._lock:
+            self.lost.append(detail)
 
 
 def _client(host: str, port: int, burst: Burst, stopping: threading.Event, deadline: float) -> None:
@@ -41,11 +42,11 @@ def _client(host: str, port: int, burst: Burst, stopping: threading.Event, deadl
             response = connection.getresponse()
             body = response.read()
             if response.status == 200 and body.startswith(b"["):
-                burst.count("answered")
+                burst.count_answered()
             else:
-                burst.count("lost", f"{response.status} {body[:200]!r}")
+                burst.count_lost(f"{response.status} {body[:200]!r}")
         except (OSError, http.client.HTTPException) as error:
-            burst.count("lost", repr(error))
+            burst.count_lost(repr(error))
         finally:
             connection.close()
 
