@@ -142,7 +142,7 @@ def check_exactness(rides_path: Path, workdir: Path, workers: int) -> str:
     predictor = load_predictor(settings)
     assert isinstance(predictor.pipeline, TreeTable), predictor.engine
     artifacts = LocalSource(Path(settings.artifact_root), settings.run_id).run_dir()
-    pipeline = load_run_model(artifacts / "model", artifacts / "preprocessor", "bench")
+    pipeline, _ = load_run_model(artifacts / "model", artifacts / "preprocessor", "bench")
     frame = read_rides(str(rides_path))
     features = prepare_features_frame(frame)
     fast, reference = predictor.pipeline.predict(features), pipeline.predict(features)

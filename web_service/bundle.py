@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import pickle
 from pathlib import Path
+from typing import Any
 
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.pipeline import Pipeline
-
-from web_service import fastpath
 from web_service.errors import ModelLoadError
+from web_service.loading import admit, unpickle_model
 from web_service.predictor import Predictor
 
 
@@ -23,19 +20,17 @@ def load_bundle(path: Path) -> Predictor:
             f"cannot read MODEL_PATH={path}: {error.strerror}; "
             "point MODEL_PATH at a pickled (DictVectorizer, model) file"
         ) from error
-    try:
-        bundle = pickle.loads(raw)  # noqa: S301 - the operator chose this file
-    except Exception as error:  # unpickling can raise almost anything
-        raise ModelLoadError(
-            f"MODEL_PATH={path} does not deserialize as a pickle "
-            f"({type(error).__name__}: {error}); is it the right file?"
-        ) from error
+    where = f"MODEL_PATH={path}"
+    bundle, provenance = unpickle_model(raw, where)
     version = f"{path.name}:{hashlib.sha256(raw).hexdigest()[:12]}"
-    model, engine, _ = fastpath.choose(_as_pipeline(bundle, path), f"MODEL_PATH={path}")
+    model, engine, _ = admit(_as_pipeline(bundle, path), where, provenance)
     return Predictor(model, model_version=version, source=f"file:{path}", engine=engine)
 
 
-def _as_pipeline(bundle: object, path: Path) -> Pipeline:
+def _as_pipeline(bundle: Any, path: Path) -> Any:
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.pipeline import Pipeline
+
     if isinstance(bundle, Pipeline):
         return bundle
     if isinstance(bundle, tuple) and len(bundle) == 2 and isinstance(bundle[0], DictVectorizer):

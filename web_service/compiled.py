@@ -26,11 +26,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from web_service.boosters import Booster
 from web_service.features import FEATURE_NAMES
 
 CATEGORY, DISTANCE = FEATURE_NAMES  # "PU_DO" (one-hot), "trip_distance" (numeric)
 # Bump when the saved layout or the meaning of a table changes: older saved forms are recompiled.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # A table larger than this is not worth its memory: such a model is served by scikit-learn.
 MAX_TABLE_BYTES = 128 * 1024 * 1024
 # Up to this many rides, plain Python beats numpy's fixed cost per call (measured: 2 us vs 8 us
@@ -174,8 +175,8 @@ def compile_pipeline(pipeline: Any) -> TreeTable | LinearForm:
         raise CannotCompile(f"the DictVectorizer's dtype is {np.dtype(vectorizer.dtype)}, not float64")
     facts = _facts(model, len(vectorizer.vocabulary_))
     name = type(model).__name__
-    if name in TREE_MEANS + SINGLE_TREES + ("GradientBoostingRegressor",):
-        return _compile_trees(vectorizer, model, facts)
+    if name in TREE_MEANS + SINGLE_TREES + ("GradientBoostingRegressor",) or isinstance(model, Booster):
+        return _compile_trees(vectorizer, _ensemble(model, vectorizer), facts)
     if name in LINEAR_MODELS:
         return _compile_linear(vectorizer, model, facts)
     raise CannotCompile(f"no fast form for {name}")
@@ -192,7 +193,10 @@ def model_facts(pipeline: Any) -> ModelFacts:
 
 
 def _facts(model: Any, vectorized: int) -> ModelFacts:
-    params = model.get_params(deep=False) if hasattr(model, "get_params") else {}
+    try:
+        params = model.get_params(deep=False) if hasattr(model, "get_params") else {}
+    except Exception:  # an estimator from another release may lack a parameter its class reads
+        params = {}
     safe = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in params.items()}
     return ModelFacts(type(model).__name__, safe, vectorized)
 
@@ -204,8 +208,32 @@ def _columns(vectorizer: Any) -> tuple[dict[int, str], int | None]:
     return hot, vectorizer.vocabulary_.get(DISTANCE)
 
 
-def _compile_trees(vectorizer: Any, model: Any, facts: ModelFacts) -> TreeTable:
-    trees, start, scale, divisor = _ensemble(model)
+@dataclass(frozen=True)
+class TreeArrays:
+    """One tree, whatever made it, in the terms the table needs; leaves have feature -1."""
+
+    feature: np.ndarray
+    threshold: np.ndarray  # float64: a distance at or under it goes left
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray  # leaf values
+    hot_left: np.ndarray  # bool per node: a one-hot column holding 1.0 goes left
+    cold_left: np.ndarray  # bool per node: a one-hot column that is off goes left
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """The trees and how their library adds them up: start, scale per tree, final divisor, dtype."""
+
+    trees: list[TreeArrays]
+    start: float
+    scale: float | None = None
+    divisor: int | None = None
+    dtype: type = np.float64  # xgboost adds in float32
+
+
+def _compile_trees(vectorizer: Any, ensemble: Ensemble, facts: ModelFacts) -> TreeTable:
+    trees = ensemble.trees
     hot_values, distance_column = _columns(vectorizer)
     split = np.unique(np.concatenate([tree.feature[tree.feature >= 0] for tree in trees]))
     hot_columns = [int(column) for column in split if int(column) in hot_values]
@@ -214,28 +242,51 @@ def _compile_trees(vectorizer: Any, model: Any, facts: ModelFacts) -> TreeTable:
     shape = (len(hot_columns) + 1, len(thresholds) + 1)
     if shape[0] * shape[1] * 8 > MAX_TABLE_BYTES:
         raise CannotCompile(f"its table would take {shape[0] * shape[1] * 8 / 1e6:.0f} MB ({shape[0]} x {shape[1]})")
-    table = np.full(shape, start, dtype=np.float64)
-    # Cell by cell, tree by tree, the same float operations in the same order as scikit-learn.
+    table = np.full(shape, ensemble.start, dtype=ensemble.dtype)
+    # Cell by cell, tree by tree, the same float operations in the same order as the library.
     for tree in trees:
-        leaves = _tabulate(tree, row_of, distance_column, thresholds, shape)
-        table += leaves if scale is None else scale * leaves
-    if divisor is not None:
-        table /= divisor
+        leaves = _tabulate(tree, row_of, distance_column, thresholds, shape).astype(ensemble.dtype)
+        table += leaves if ensemble.scale is None else ensemble.scale * leaves
+    if ensemble.divisor is not None:
+        table /= ensemble.divisor
     rows = {hot_values[column]: row for column, row in row_of.items()}
-    return TreeTable(rows, thresholds, table, facts)
+    return TreeTable(rows, thresholds, table.astype(np.float64), facts)
 
 
-def _ensemble(model: Any) -> tuple[list[Any], float, float | None, int | None]:
-    """The trees and how scikit-learn combines them: start value, scale per tree, final divisor."""
+def _ensemble(model: Any, vectorizer: Any) -> Ensemble:
+    """The trees and how scikit-learn (or xgboost) combines them."""
+    if isinstance(model, Booster):
+        return _booster_ensemble(model, vectorizer)
     name = type(model).__name__
     if getattr(model, "n_outputs_", 1) != 1:
         raise CannotCompile(f"{name} has {model.n_outputs_} outputs; one is supported")
     if name in TREE_MEANS:  # zeros, += each tree, /= number of trees
-        return [e.tree_ for e in model.estimators_], 0.0, None, len(model.estimators_)
+        return Ensemble([_sklearn_tree(e.tree_) for e in model.estimators_], 0.0, None, len(model.estimators_))
     if name in SINGLE_TREES:
-        return [model.tree_], 0.0, None, None
+        return Ensemble([_sklearn_tree(model.tree_)], 0.0)
     # GradientBoostingRegressor: the init estimator's constant, then += learning_rate * each stage.
-    return [e.tree_ for e in model.estimators_[:, 0]], _boosting_start(model), float(model.learning_rate), None
+    trees = [_sklearn_tree(e.tree_) for e in model.estimators_[:, 0]]
+    return Ensemble(trees, _boosting_start(model), float(model.learning_rate))
+
+
+def _sklearn_tree(tree: Any) -> TreeArrays:
+    # scikit-learn sends x <= threshold left; a hot column holds 1.0, a cold one 0.0.
+    threshold = tree.threshold
+    return TreeArrays(tree.feature, threshold, tree.children_left, tree.children_right, tree.value[:, 0, 0],
+                      threshold >= 1.0, threshold >= 0.0)  # fmt: skip
+
+
+def _booster_ensemble(booster: Booster, vectorizer: Any) -> Ensemble:
+    # xgboost sends a float32 x left when x < t, that is when x <= the float32 just below t. A
+    # one-hot column that is off is absent from the sparse matrix, so missing: the default way.
+    sparse = bool(getattr(vectorizer, "sparse", True))
+    trees = []
+    for tree in booster.trees:
+        below = np.nextafter(tree.threshold, np.float32(-np.inf)).astype(np.float64)
+        hot_left = np.float32(1.0) < tree.threshold
+        cold_left = tree.default_left if sparse else np.float32(0.0) < tree.threshold
+        trees.append(TreeArrays(tree.feature, below, tree.left, tree.right, tree.leaf, hot_left, cold_left))
+    return Ensemble(trees, float(booster.base_score), dtype=np.float32)
 
 
 def _boosting_start(model: Any) -> float:
@@ -247,11 +298,15 @@ def _boosting_start(model: Any) -> float:
 
 
 def _tabulate(
-    tree: Any, row_of: dict[int, int], distance_column: int | None, thresholds: np.ndarray, shape: tuple[int, int]
+    tree: TreeArrays,
+    row_of: dict[int, int],
+    distance_column: int | None,
+    thresholds: np.ndarray,
+    shape: tuple[int, int],
 ) -> np.ndarray:
     """One tree's leaf value for every (row, distance interval) cell."""
-    feature, threshold, value = tree.feature, tree.threshold, tree.value[:, 0, 0]
-    left, right = tree.children_left, tree.children_right
+    feature, threshold, value = tree.feature, tree.threshold, tree.value
+    left, right = tree.left, tree.right
     position = np.searchsorted(thresholds, threshold)  # where each distance split sits among all of them
     cells = np.empty(shape, dtype=np.float64)
     pinned = []  # leaves reached only with one given column hot, written after the shared ones
@@ -272,10 +327,9 @@ def _tabulate(
             stack.append((left[node], low, min(high, cut), row, excluded))
             stack.append((right[node], max(low, cut), high, row, excluded))
         else:
-            # The trees send x <= threshold left; a hot column holds 1.0, a cold one 0.0.
-            hot_child = left[node] if threshold[node] >= 1.0 else right[node]
-            cold_child = left[node] if threshold[node] >= 0.0 else right[node]
-            split_row = row_of.get(column)  # None: a column no ride can make hot, always 0
+            hot_child = left[node] if tree.hot_left[node] else right[node]
+            cold_child = left[node] if tree.cold_left[node] else right[node]
+            split_row = row_of.get(column)  # None: a column no ride can make hot, always off
             if split_row is None or (row is not None and row != split_row):
                 stack.append((cold_child, low, high, row, excluded))
             elif row == split_row:

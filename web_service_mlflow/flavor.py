@@ -1,30 +1,41 @@
-"""Load a downloaded run's model folder, reading MLflow's sklearn flavour without importing MLflow.
+"""Load a downloaded run's model folder, reading MLflow's flavours without importing MLflow.
 
 MLflow takes seconds to import; what a served model needs from it is one YAML file and one
-deserializer call. Supported: the sklearn flavour saved with skops (MLflow's default), pickle or
-cloudpickle; a model that is a Pipeline starting with a DictVectorizer, or a bare regressor
-beside the run's ``preprocessor/preprocessor.b`` DictVectorizer, as the course logged them.
+deserializer call. Supported:
+- the sklearn flavour saved with skops (MLflow's default since 3.14), pickle or cloudpickle, by
+  any scikit-learn from 0.24 on (`web_service.unpickle` mends older pickles);
+- the xgboost flavour, a Booster saved by xgboost 1.x in the legacy binary format or as JSON or
+  UBJSON by later releases, read by treelite (no xgboost needed).
+The model is a Pipeline that starts with a DictVectorizer, or a bare regressor or booster beside
+the run's ``preprocessor/preprocessor.b`` DictVectorizer, as the course logged them.
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from web_service.errors import ModelLoadError
+from web_service.loading import Provenance, unpickle_model
 
 PREPROCESSOR_FILE = "preprocessor.b"
-FORMATS = ("skops", "pickle", "cloudpickle")
+SKLEARN_FORMATS = ("skops", "pickle", "cloudpickle")
+SUPPORTED_FLAVORS = ("sklearn", "xgboost")
 
 
-def load_run_model(model_dir: Path, preprocessor_dir: Path | None, where: str) -> Any:
-    """Load `model_dir` (an MLflow model folder) as a Pipeline that takes feature dicts."""
-    flavor = read_sklearn_flavor(model_dir, where)
-    model = _deserialize(model_dir / flavor["pickled_model"], flavor, where)
-    return _as_dict_pipeline(model, preprocessor_dir, where)
+def load_run_model(model_dir: Path, preprocessor_dir: Path | None, where: str) -> tuple[Any, Provenance]:
+    """Load `model_dir` (an MLflow model folder) as a pipeline that takes feature dicts."""
+    flavors = read_mlmodel(model_dir, where).get("flavors") or {}
+    if "sklearn" in flavors:
+        return _load_sklearn(model_dir, _sklearn_flavor(flavors["sklearn"], where), preprocessor_dir, where)
+    if "xgboost" in flavors:
+        return _load_xgboost(model_dir, flavors["xgboost"], preprocessor_dir, where)
+    raise ModelLoadError(
+        f"{where}: unsupported model flavour {sorted(flavors)}; this service serves MLflow's "
+        "sklearn and xgboost flavours (log the model with mlflow.sklearn or mlflow.xgboost)"
+    )
 
 
 def read_mlmodel(model_dir: Path, where: str) -> dict[str, Any]:
@@ -40,40 +51,65 @@ def training_record(model_dir: Path, where: str) -> dict[str, Any] | None:
     return (read_mlmodel(model_dir, where).get("metadata") or {}).get("training")
 
 
-def read_sklearn_flavor(model_dir: Path, where: str) -> dict[str, Any]:
-    """The MLmodel file's sklearn section, or a load error saying why there is none."""
-    flavors = read_mlmodel(model_dir, where).get("flavors") or {}
-    if "sklearn" not in flavors:
-        raise ModelLoadError(
-            f"{where}: unsupported model flavour {sorted(flavors)}; this service serves MLflow's "
-            "sklearn flavour (log the model with mlflow.sklearn)"
-        )
-    flavor = flavors["sklearn"]
-    if flavor.get("serialization_format", "pickle") not in FORMATS:
+def _sklearn_flavor(flavor: dict[str, Any], where: str) -> dict[str, Any]:
+    if flavor.get("serialization_format", "pickle") not in SKLEARN_FORMATS:
         raise ModelLoadError(
             f"{where}: unsupported sklearn serialization {flavor['serialization_format']!r}, "
-            f"expected one of {', '.join(FORMATS)}"
+            f"expected one of {', '.join(SKLEARN_FORMATS)}"
         )
     return flavor
 
 
-def _deserialize(path: Path, flavor: dict[str, Any], where: str) -> Any:
-    serialization = flavor.get("serialization_format", "pickle")
+def _load_sklearn(
+    model_dir: Path, flavor: dict[str, Any], preprocessor_dir: Path | None, where: str
+) -> tuple[Any, Provenance]:
+    path = model_dir / flavor["pickled_model"]
+    fmt, recorded = flavor.get("serialization_format", "pickle"), flavor.get("sklearn_version")
+    what = f"the model artifact {path.name}"
+    if fmt == "skops":
+        model, provenance = _load_skops(path, flavor, where, what), Provenance("scikit-learn", recorded, fmt)
+    else:
+        model, provenance = unpickle_model(_read(path, where), where, what, fmt, recorded)
+    return _as_dict_pipeline(model, preprocessor_dir, where), provenance
+
+
+def _load_skops(path: Path, flavor: dict[str, Any], where: str, what: str) -> Any:
+    from importlib.metadata import version
+
     try:
-        if serialization == "skops":
-            import skops.io
+        import skops.io
 
-            return skops.io.load(path, trusted=flavor.get("skops_trusted_types") or [])
-        if serialization == "cloudpickle":
-            import cloudpickle
-
-            return cloudpickle.loads(path.read_bytes())
-        return pickle.loads(path.read_bytes())  # noqa: S301 - the operator chose this run
+        return skops.io.load(path, trusted=flavor.get("skops_trusted_types") or [])
     except Exception as error:  # a corrupt artifact fails deep in the deserializer, with anything
         raise ModelLoadError(
-            f"{where}: the model artifact {path.name} does not deserialize as {serialization} "
-            f"({type(error).__name__}: {error})"
+            f"{where}: {what} does not deserialize as skops ({type(error).__name__}: {error}); it was made by "
+            f"scikit-learn {flavor.get('sklearn_version', '(unknown)')}, and {version('scikit-learn')} is installed"
         ) from error
+
+
+def _load_xgboost(
+    model_dir: Path, flavor: dict[str, Any], preprocessor_dir: Path | None, where: str
+) -> tuple[Any, Provenance]:
+    from web_service.boosters import BoosterError, BoosterPipeline, read_booster
+
+    path = model_dir / str(flavor.get("data", "model.xgb"))
+    try:
+        booster = read_booster(path, flavor.get("model_format"))
+    except (BoosterError, OSError) as error:
+        raise ModelLoadError(
+            f"{where}: the xgboost model (made by xgboost {flavor.get('xgb_version', '(unknown)')}) cannot be "
+            f"served: {error}"
+        ) from error
+    vectorizer = _load_preprocessor(preprocessor_dir, where, "xgboost Booster")
+    provenance = Provenance("xgboost", flavor.get("xgb_version"), f"xgboost {booster.params['format']}")
+    return BoosterPipeline(vectorizer, booster), provenance
+
+
+def _read(path: Path, where: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"{where}: cannot read {path.name} ({error.strerror})") from error
 
 
 def _as_dict_pipeline(model: Any, preprocessor_dir: Path | None, where: str) -> Any:
@@ -99,10 +135,7 @@ def _load_preprocessor(preprocessor_dir: Path | None, where: str, model_class: s
             f"{where}: the model is a bare {model_class} and the run has no "
             f"preprocessor/{PREPROCESSOR_FILE} DictVectorizer to turn rides into its features"
         )
-    try:
-        vectorizer = pickle.loads(path.read_bytes())  # noqa: S301 - the operator chose this run
-    except Exception as error:
-        raise ModelLoadError(f"{where}: preprocessor/{PREPROCESSOR_FILE} does not deserialize ({error})") from error
+    vectorizer, _ = unpickle_model(_read(path, where), where, f"preprocessor/{PREPROCESSOR_FILE}")
     if not isinstance(vectorizer, DictVectorizer):
         raise ModelLoadError(
             f"{where}: preprocessor/{PREPROCESSOR_FILE} holds a {type(vectorizer).__name__}, expected a DictVectorizer"

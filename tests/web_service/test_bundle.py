@@ -38,7 +38,7 @@ def test_a_file_that_is_not_a_pickle_is_a_load_error(tmp_path):
     path = tmp_path / "garbage.bin"
     path.write_bytes(b"\x00garbage")
 
-    with pytest.raises(ModelLoadError, match=f"MODEL_PATH={path} does not deserialize as a pickle"):
+    with pytest.raises(ModelLoadError, match=f"MODEL_PATH={path}: the model does not deserialize as pickle"):
         load_bundle(path)
 
 

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import KNeighborsRegressor
 
 from tests.conftest import make_rides
@@ -81,10 +82,38 @@ def test_a_compiled_form_that_differs_by_one_bit_falls_back_with_a_warning(fores
     assert warning.endswith("; serving with scikit-learn")
 
 
+def test_a_compiler_that_fails_in_any_way_falls_back_to_scikit_learn_with_one_warning(forest, monkeypatch, caplog):
+    def broken(pipeline):
+        raise IndexError("index 7 is out of bounds")
+
+    monkeypatch.setattr(compiled, "compile_pipeline", broken)
+    rides = make_rides(50, seed=43)
+
+    with caplog.at_level(logging.INFO, logger="web_service.fastpath"):
+        client = serve(forest, "odd model")
+    answers = client.post("/predict", json=rides).get_json()
+
+    assert [a["duration"] for a in answers] == forest.predict([prepare_features(r) for r in rides]).tolist()
+    assert fastpath_log(caplog) == [
+        "odd model: compiling failed (IndexError: index 7 is out of bounds); serving with scikit-learn"
+    ]
+    assert client.get("/model").get_json()["engine"]["name"] == "scikit-learn"
+
+
+def test_a_model_missing_a_parameter_its_class_reads_still_compiles_and_describes_itself():
+    # A LinearRegression unpickled from an old release, unmended, lacks `tol`; get_params() raises.
+    pipeline = fit_dict_pipeline(LinearRegression())
+    del pipeline.named_steps["model"].tol
+
+    client = serve(pipeline, "old model")
+
+    assert client.get("/model").get_json()["engine"]["name"] == "compiled linear"
+
+
 def test_a_saved_form_is_checked_again_against_scikit_learns_recorded_answers(forest, tmp_path, caplog):
-    fast, _, probe = fastpath.choose(forest, "forest")
-    fastpath.save_verified(fast, probe, tmp_path / "good")
-    fastpath.save_verified(fast, probe, tmp_path / "bad")
+    fast, engine, probe = fastpath.choose(forest, "forest")
+    fastpath.save_verified(fast, probe, engine, tmp_path / "good")
+    fastpath.save_verified(fast, probe, engine, tmp_path / "bad")
     record = json.loads((tmp_path / "bad" / fastpath.PROBE_FILE).read_text())
     record["expected"][0] = (float.fromhex(record["expected"][0]) + 1e-9).hex()
     (tmp_path / "bad" / fastpath.PROBE_FILE).write_text(json.dumps(record))
@@ -102,8 +131,8 @@ def test_a_saved_form_is_checked_again_against_scikit_learns_recorded_answers(fo
 
 
 def test_an_unreadable_saved_form_is_compiled_again(forest, tmp_path, caplog):
-    fast, _, probe = fastpath.choose(forest, "forest")
-    fastpath.save_verified(fast, probe, tmp_path / "form")
+    fast, engine, probe = fastpath.choose(forest, "forest")
+    fastpath.save_verified(fast, probe, engine, tmp_path / "form")
     (tmp_path / "form" / "table.npy").write_bytes(b"not numpy")
 
     with caplog.at_level(logging.WARNING, logger="web_service.fastpath"):

@@ -42,8 +42,9 @@ def test_every_sklearn_serialization_loads_without_mlflow(tmp_path, forest_pipel
         **trusted,
     )
 
-    loaded = load_run_model(tmp_path / "model", None, "test run")
+    loaded, provenance = load_run_model(tmp_path / "model", None, "test run")
 
+    assert provenance.format == serialization
     assert loaded.predict([prepare_features(ride) for ride in RIDES]).tolist() == expected(forest_pipeline)
 
 
@@ -53,7 +54,7 @@ def test_a_bare_regressor_is_joined_to_the_runs_preprocessor(tmp_path, forest_pi
     (tmp_path / "preprocessor").mkdir()
     (tmp_path / "preprocessor" / "preprocessor.b").write_bytes(pickle.dumps(vectorizer))
 
-    loaded = load_run_model(tmp_path / "model", tmp_path / "preprocessor", "test run")
+    loaded, _ = load_run_model(tmp_path / "model", tmp_path / "preprocessor", "test run")
 
     assert loaded.predict([prepare_features(ride) for ride in RIDES]).tolist() == expected(forest_pipeline)
 
