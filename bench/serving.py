@@ -134,14 +134,14 @@ def check_exactness(rides_path: Path, workdir: Path, workers: int) -> str:
     from web_service.schema import MAX_TRIP_DISTANCE
     from web_service_mlflow.data import read_rides
     from web_service_mlflow.flavor import load_run_model
+    from web_service_mlflow.layout import run_artifacts
     from web_service_mlflow.loader import load_predictor
     from web_service_mlflow.settings import ModelSettings
-    from web_service_mlflow.sources import LocalSource
 
     settings = ModelSettings.from_env(os.environ | {"MODEL_CACHE_DIR": str(workdir / "cache")})
     predictor = load_predictor(settings)
     assert isinstance(predictor.pipeline, TreeTable), predictor.engine
-    artifacts = LocalSource(Path(settings.artifact_root), settings.run_id).run_dir()
+    artifacts = run_artifacts(Path(settings.artifact_root), settings.run_id)
     pipeline, _ = load_run_model(artifacts / "model", artifacts / "preprocessor", "bench")
     frame = read_rides(str(rides_path))
     features = prepare_features_frame(frame)

@@ -21,9 +21,8 @@ import requests
 
 from tests.integration.servers import s3_server, tracking_server
 from tests.processes import free_port, gunicorn_command, server_env
-from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.layout import LOCAL_STORE, run_artifacts
 from web_service_mlflow.settings import default_run_id
-from web_service_mlflow.sources import LocalSource
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 NAME = "ride-duration-bench"
@@ -61,7 +60,7 @@ def copy_default_run(tracking_url: str) -> tuple[str, str]:
     client = MlflowClient(tracking_url)
     experiment = client.create_experiment("startup-bench")
     run_id = client.create_run(experiment).info.run_id
-    artifacts = LocalSource(LOCAL_STORE, default_run_id(LOCAL_STORE)).run_dir()
+    artifacts = run_artifacts(LOCAL_STORE, default_run_id(LOCAL_STORE))
     for name in ("model", "preprocessor"):
         client.log_artifacts(run_id, str(artifacts / name), name)
     client.set_terminated(run_id)

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 COMPILED_FOLDER = "compiled"
 
 
-def load_model(model_dir: Path, preprocessor_dir: Path, where: str, cache_dir: Path) -> tuple[Any, Engine]:
+def load_model(model_dir: Path, preprocessor_dir: Path | None, where: str, cache_dir: Path) -> tuple[Any, Engine]:
     """The run's model as served: its verified compiled form when it has one, else scikit-learn."""
     cache = ModelCache(cache_dir / COMPILED_FOLDER)
     key = model_key(model_dir, preprocessor_dir)
@@ -43,13 +43,13 @@ def load_model(model_dir: Path, preprocessor_dir: Path, where: str, cache_dir: P
     return model, engine
 
 
-def model_key(model_dir: Path, preprocessor_dir: Path) -> str:
+def model_key(model_dir: Path, preprocessor_dir: Path | None) -> str:
     """A digest of everything the compiled form depends on."""
     digest = hashlib.sha256(f"format {compiled.FORMAT_VERSION}".encode())
     for library in ("scikit-learn", "numpy", "treelite"):
         digest.update(f"{library} {version(library)}\n".encode())
     for folder in (model_dir, preprocessor_dir):
-        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        for path in sorted(folder.rglob("*")) if folder and folder.is_dir() else []:
             if path.is_file():
                 digest.update(f"{path.relative_to(folder.parent)}\n".encode())
                 digest.update(hashlib.sha256(path.read_bytes()).digest())

@@ -13,3 +13,11 @@ TRACKING_DB = "mlflow.db"
 MODEL_ARTIFACT = "model"
 PREPROCESSOR_ARTIFACT = "preprocessor"
 PLOT_ARTIFACT = "plots/predicted_vs_actual.png"
+
+
+def run_artifacts(store: Path, run_id: str) -> Path:
+    """A run's artifacts folder in a local store: `<store>/[<experiment id>/]<RUN_ID>/artifacts`."""
+    for candidate in [store / run_id, *sorted(store.glob(f"*/{run_id}"))]:
+        if (candidate / "artifacts").is_dir():
+            return candidate / "artifacts"
+    raise FileNotFoundError(f"no {store}/[<experiment id>/]{run_id}/artifacts")

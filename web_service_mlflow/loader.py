@@ -1,12 +1,14 @@
 """Load the model the settings name into a `Predictor`: resolve, fetch into the cache, load.
 
-A run's artifacts never change, so a run already in the cache is served without contacting
+A run's artifacts never change, so a model already in the cache is served without contacting
 any server, and without importing MLflow. Everything else is retried while transient, within
 MODEL_LOAD_TIMEOUT, and fails with one message naming source, run and cause when permanent.
+A folder store is read in place, not copied into the cache.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,55 +21,80 @@ from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
 from web_service_mlflow.retry import with_retries
 from web_service_mlflow.settings import ModelSettings, SourceKind
 from web_service_mlflow.sources import (
-    LocalSource,
     RegistrySource,
     ResolvedModel,
-    S3Source,
     Source,
+    StoreSource,
     TrackingSource,
+    Wanted,
+    s3_client,
 )
+from web_service_mlflow.stores import FolderStore, S3Store
 
 logger = logging.getLogger(__name__)
+# Beside a cached model: what it was resolved to, so that a start from the cache says the same.
+RESOLUTION_FILE = "resolved.json"
 
 
 def make_source(settings: ModelSettings) -> Source:
+    wanted = Wanted(settings.run_id, settings.artifact_path, settings.model_id)
     match settings.kind:
         case SourceKind.REGISTRY:
             return RegistrySource(settings.tracking_uri, settings.model_uri)
         case SourceKind.TRACKING:
-            return TrackingSource(settings.tracking_uri, settings.run_id)
+            return TrackingSource(settings.tracking_uri, wanted)
         case SourceKind.S3:
-            return S3Source(settings.artifact_root, settings.run_id)
+            return StoreSource(S3Store(settings.artifact_root, s3_client), wanted)
         case SourceKind.LOCAL:
-            return LocalSource(Path(settings.artifact_root), settings.run_id)
+            return StoreSource(FolderStore(Path(settings.artifact_root)), wanted)
 
 
 def load_predictor(settings: ModelSettings) -> Predictor:
     """Resolve, fetch (or find in the cache) and load the model the settings name."""
     started = time.perf_counter()
     source = make_source(settings)
-    if isinstance(source, LocalSource):
-        resolved, folder, origin = ResolvedModel(settings.run_id), source.run_dir(), source.description
+    if isinstance(source, StoreSource) and isinstance(source.store, FolderStore):
+        resolved = source.resolve()
+        model_dir, preprocessor_dir = source.local_folders(resolved)
+        origin = source.description
     else:
         resolved, folder, origin = _fetch(source, ModelCache(settings.cache_dir), settings)
-    model_dir = folder / MODEL_ARTIFACT
-    model, engine = load_model(model_dir, folder / PREPROCESSOR_ARTIFACT, source.description, settings.cache_dir)
+        model_dir, preprocessor_dir = folder / MODEL_ARTIFACT, folder / PREPROCESSOR_ARTIFACT
+    model, engine = load_model(model_dir, preprocessor_dir, source.description, settings.cache_dir)
     logger.info("loaded %s from %s in %.2f s; engine: %s (%s)", resolved.model_version, origin,
                 time.perf_counter() - started, engine.name, engine.detail)  # fmt: skip
     metadata = {"run_id": resolved.run_id, "registered_model": resolved.registry_version,
+                "logged_model_id": resolved.model_id, "artifact_path": resolved.artifact_path,
                 "training": training_record(model_dir, source.description)}  # fmt: skip
     return Predictor(model, model_version=resolved.model_version, source=origin, metadata=metadata, engine=engine)
 
 
 def _fetch(source: Source, cache: ModelCache, settings: ModelSettings) -> tuple[ResolvedModel, Path, str]:
-    if settings.run_id is not None:  # a run ID pins the artifacts: the cache can answer alone
-        cached = cache.get(settings.run_id)
+    key = None if settings.kind is SourceKind.REGISTRY else Wanted(settings.run_id, settings.artifact_path,
+                                                                   settings.model_id).cache_key()  # fmt: skip
+    if key is not None:  # a run ID or a model ID pins the artifacts: the cache can answer alone
+        cached = cache.get(key)
         if cached is not None:
-            return ResolvedModel(settings.run_id), cached, f"cache {cached} (of {source.description})"
+            return _resolution(cached, settings), cached, f"cache {cached} (of {source.description})"
 
     def fetch() -> tuple[ResolvedModel, Path]:
         resolved = source.resolve()
-        return resolved, cache.put(resolved.run_id, lambda dest: source.download(resolved, dest))
+
+        def fill(dest: Path) -> None:
+            source.download(resolved, dest)
+            (dest / RESOLUTION_FILE).write_text(json.dumps(resolved.describe() | {"key": resolved.key}))
+
+        return resolved, cache.put(resolved.key, fill)
 
     resolved, entry = with_retries(fetch, source.description, settings.load_timeout_s)
     return resolved, entry, f"{source.description}, cached in {entry}"
+
+
+def _resolution(entry: Path, settings: ModelSettings) -> ResolvedModel:
+    """What a cached model was resolved to (entries from before this file: the settings' run)."""
+    try:
+        saved = json.loads((entry / RESOLUTION_FILE).read_text())
+    except (OSError, ValueError):
+        return ResolvedModel(settings.run_id, artifact_path=settings.artifact_path, model_id=settings.model_id)
+    return ResolvedModel(saved.get("run_id"), saved.get("registry_version"), saved.get("artifact_path"),
+                         saved.get("model_id"), saved.get("location"), None, saved.get("key"))  # fmt: skip

@@ -1,11 +1,15 @@
 """Settings of `web_service_mlflow.predict`: which model to serve, and where it comes from.
 
 Precedence, first match wins:
-1. MODEL_URI (models:/<name>@<alias> or models:/<name>/<version>) through MLFLOW_TRACKING_URI;
-2. RUN_ID with MODEL_ARTIFACT_ROOT: straight from that artifact root (s3://... or a folder);
-3. RUN_ID with MLFLOW_TRACKING_URI: through the tracking server;
-4. RUN_ID alone: from this repo's mlruns/;
+1. MODEL_URI=models:/<name>@<alias> or models:/<name>/<version>: the registry of MLFLOW_TRACKING_URI;
+2. RUN_ID (or MODEL_URI=runs:/<RUN_ID>/<path>, or MODEL_URI=models:/m-<id>, an MLflow 3 logged
+   model) with MODEL_ARTIFACT_ROOT: straight from that artifact root (s3://... or a folder);
+3. the same with MLFLOW_TRACKING_URI: through the tracking server;
+4. the same alone: from this repo's mlruns/;
 5. nothing: the embedded default run, from this repo's mlruns/.
+
+MODEL_ARTIFACT_PATH names which of the run's models to serve when it holds several
+(web_service_mlflow.runmodels).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from web_service.settings import AppSettings, Environ, env_int, env_str
 from web_service_mlflow.layout import DEFAULT_RUN_FILE, LOCAL_STORE
 
 RUN_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+RUNS_URI = re.compile(r"runs:/(?P<run_id>[^/]+)/(?P<path>.+)")
+LOGGED_MODEL_URI = re.compile(r"models:/(?P<model_id>m-[0-9a-f]{32})")
 
 
 class SourceKind(Enum):
@@ -37,7 +43,8 @@ class ModelSettings:
     kind: SourceKind
     # RUN_ID: the MLflow run to serve (32 hex digits); None when MODEL_URI names the model.
     run_id: str | None
-    # MODEL_URI: a registry URI, models:/<name>@<alias> or models:/<name>/<version>.
+    # MODEL_URI: a registry URI, models:/<name>@<alias> or models:/<name>/<version>; None when
+    # MODEL_URI named a run (runs:/...) or a logged model (models:/m-...), kept in the fields below.
     model_uri: str | None
     # MLFLOW_TRACKING_URI: tracking server (or sqlite:///...) for RUN_ID or MODEL_URI.
     tracking_uri: str | None
@@ -50,22 +57,28 @@ class ModelSettings:
     # True when nothing chose a model and the embedded default is served.
     is_default_run: bool
     app: AppSettings
+    # MODEL_ARTIFACT_PATH (or the <path> of runs:/<RUN_ID>/<path>): which of the run's models.
+    artifact_path: str | None = None
+    # The m-<id> of MODEL_URI=models:/m-<id>: an MLflow 3 logged model.
+    model_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Environ) -> ModelSettings:
         run_id, model_uri = env_str(environ, "RUN_ID"), env_str(environ, "MODEL_URI")
         tracking_uri, root = env_str(environ, "MLFLOW_TRACKING_URI"), env_str(environ, "MODEL_ARTIFACT_ROOT")
+        artifact_path = env_str(environ, "MODEL_ARTIFACT_PATH")
         if run_id and model_uri:
             raise SettingsError("set RUN_ID or MODEL_URI, not both: they name the model in two ways")
+        run_id, artifact_path, model_id, model_uri = _named_model(run_id, artifact_path, model_uri)
         if model_uri and not tracking_uri:
             raise SettingsError(f"MODEL_URI={model_uri} needs MLFLOW_TRACKING_URI: the registry lives there")
         if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
             raise SettingsError(f"RUN_ID must be an MLflow run ID (32 lowercase hex digits), got {run_id!r}")
         if root and not _supported_root(root):
             raise SettingsError(f"MODEL_ARTIFACT_ROOT must be s3://bucket/prefix or a folder, got {root!r}")
-        is_default = run_id is None and model_uri is None
+        is_default = run_id is None and model_uri is None and model_id is None
         return cls(
-            kind=_kind(run_id, model_uri, tracking_uri, root),
+            kind=_kind(run_id or model_id, model_uri, tracking_uri, root),
             run_id=default_run_id(LOCAL_STORE) if is_default else run_id,
             model_uri=model_uri,
             tracking_uri=tracking_uri,
@@ -74,13 +87,40 @@ class ModelSettings:
             load_timeout_s=env_int(environ, "MODEL_LOAD_TIMEOUT", 60, minimum=0),
             is_default_run=is_default,
             app=AppSettings.from_env(environ),
+            artifact_path=artifact_path,
+            model_id=model_id,
         )
 
 
-def _kind(run_id: str | None, model_uri: str | None, tracking_uri: str | None, root: str | None) -> SourceKind:
+def _named_model(
+    run_id: str | None, artifact_path: str | None, model_uri: str | None
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """(run ID, artifact path, logged-model ID, registry URI) from RUN_ID, MODEL_ARTIFACT_PATH and MODEL_URI."""
+    model_id = None
+    if model_uri and (runs := RUNS_URI.fullmatch(model_uri)):
+        if artifact_path and artifact_path.strip("/") != runs["path"].strip("/"):
+            raise SettingsError(
+                f"MODEL_URI={model_uri} and MODEL_ARTIFACT_PATH={artifact_path} name two different models of the run"
+            )
+        run_id, artifact_path, model_uri = runs["run_id"], runs["path"].strip("/"), None
+    elif model_uri and (logged := LOGGED_MODEL_URI.fullmatch(model_uri)):
+        model_id, model_uri = logged["model_id"], None
+    elif model_uri and not model_uri.startswith("models:/"):
+        raise SettingsError(
+            f"MODEL_URI must be models:/<name>@<alias>, models:/<name>/<version>, models:/m-<id> or "
+            f"runs:/<RUN_ID>/<path>, got {model_uri!r}"
+        )
+    if artifact_path and run_id is None:
+        raise SettingsError(
+            f"MODEL_ARTIFACT_PATH={artifact_path} names one of a run's models: set RUN_ID to the run as well"
+        )
+    return run_id, artifact_path.strip("/") if artifact_path else None, model_id, model_uri
+
+
+def _kind(named: str | None, model_uri: str | None, tracking_uri: str | None, root: str | None) -> SourceKind:
     if model_uri:
         return SourceKind.REGISTRY
-    if run_id is None:  # the embedded default ignores every source variable
+    if named is None:  # the embedded default ignores every source variable
         return SourceKind.LOCAL
     if root:
         return SourceKind.S3 if root.startswith("s3://") else SourceKind.LOCAL

@@ -1,25 +1,30 @@
 """Where a model comes from: a tracking server, the model registry, S3, or a local folder.
 
-Each source resolves what to serve into a run ID (and registry version), then downloads that
-run's `model/` and `preprocessor/` artifacts into a folder. Failures come out as either
-`TransientError` (worth retrying: the server is down, slow or overloaded) or `ModelLoadError`
-(permanent: unknown run, no model, access denied), each naming the source and the run.
+Each source resolves what the settings name into one model (`ResolvedModel`: its run, registry
+version or logged-model ID, and where its files are), then downloads that model's folder and its
+run's `preprocessor/` artifacts into a folder. Failures come out as either `TransientError` (worth
+retrying: the server is down, slow or overloaded) or `ModelLoadError` (permanent: unknown run, no
+model, access denied), each naming the source and the run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
 
 from web_service.errors import ModelLoadError
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
 from web_service_mlflow.retry import TransientError
+from web_service_mlflow.runmodels import RunModel, choose_model
+from web_service_mlflow.stores import ArtifactStore, FolderStore, Found, find_logged_model, find_run_model
 
 MODEL_URI_PATTERN = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
 # Our own retry loop decides how long to wait; MLflow's default is 7 retries with backoff.
@@ -41,18 +46,48 @@ DENIED_S3_CODES = {
 
 
 @dataclass(frozen=True)
-class ResolvedModel:
-    """What a source resolved to: the run, and the registry version when there is one."""
+class Wanted:
+    """What the settings name: a run (and perhaps which of its models), or one logged model."""
 
-    run_id: str
+    run_id: str | None = None
+    artifact_path: str | None = None  # MODEL_ARTIFACT_PATH, or the path of runs:/<RUN_ID>/<path>
+    model_id: str | None = None  # models:/m-<id>
+
+    def cache_key(self) -> str | None:
+        """The cache entry that answers for this without asking any server: artifacts never change."""
+        if self.model_id:
+            return self.model_id
+        if self.run_id and self.artifact_path:
+            return f"{self.run_id}-{_digest(self.artifact_path)}"
+        return self.run_id
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a source resolved to: the run, and the registry version or logged model when named so."""
+
+    run_id: str | None
     registry_version: str | None = None  # "<name>/<version>"
+    artifact_path: str | None = None  # the run's model the settings named, when they named one
+    model_id: str | None = None  # the logged model MODEL_URI=models:/m-<id> named
+    location: str | None = None  # where the model folder is, in the source's terms
+    preprocessor: str | None = None  # where the run's preprocessor folder is, if it has one
+    key: str | None = None  # its cache entry
 
     @property
     def model_version(self) -> str:
-        """What /predict reports: the run ID, plus the registry version that named it."""
-        if self.registry_version is None:
-            return self.run_id
-        return f"{self.run_id} (models:/{self.registry_version})"
+        """What /predict reports: the run ID, plus what named the model when more than the run did."""
+        base = self.run_id or ""
+        if self.artifact_path:
+            base = f"{base}/{self.artifact_path}"
+        named = self.registry_version or self.model_id
+        if named is None:
+            return base
+        return f"{base} (models:/{named})" if base else f"models:/{named}"
+
+    def describe(self) -> dict[str, str | None]:
+        return {"run_id": self.run_id, "artifact_path": self.artifact_path, "model_id": self.model_id,
+                "registry_version": self.registry_version, "location": self.location}  # fmt: skip
 
 
 class Source(Protocol):
@@ -64,29 +99,36 @@ class Source(Protocol):
         """Fill `dest/model` (and `dest/preprocessor` when the run has one)."""
 
 
-class TrackingSource:
-    """`runs:/<RUN_ID>/model` through an MLflow tracking server (or any tracking URI)."""
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def __init__(self, tracking_uri: str, run_id: str) -> None:
-        self.tracking_uri, self.run_id = tracking_uri, run_id
-        self.description = f"tracking server {tracking_uri}, run {run_id}"
+
+class TrackingSource:
+    """`runs:/<RUN_ID>/<path>` (or `models:/m-<id>`) through an MLflow tracking server, MLflow resolving."""
+
+    def __init__(self, tracking_uri: str, wanted: Wanted) -> None:
+        self.tracking_uri, self.wanted = tracking_uri, wanted
+        named = f"logged model {wanted.model_id}" if wanted.model_id else f"run {wanted.run_id}"
+        self.description = f"tracking server {tracking_uri}, {named}"
 
     def resolve(self) -> ResolvedModel:
         with failures(self.description):
-            _client(self.tracking_uri).get_run(self.run_id)
-        return ResolvedModel(self.run_id)
+            client = _client(self.tracking_uri)
+            if self.wanted.model_id:
+                logged = client.get_logged_model(self.wanted.model_id)
+                run_id, model = logged.source_run_id, _logged(logged)
+            else:
+                run = client.get_run(self.wanted.run_id)
+                run_id = run.info.run_id
+                models = _artifact_models(client, run_id) + _logged_models(client, run)
+                model = choose_model(models, self.wanted.artifact_path, self.description)
+            has_preprocessor = bool(run_id) and _has_artifact(client, run_id, PREPROCESSOR_ARTIFACT)
+        return ResolvedModel(run_id, None, self.wanted.artifact_path, self.wanted.model_id, model.location,
+                             PREPROCESSOR_ARTIFACT if has_preprocessor else None, self.wanted.cache_key())  # fmt: skip
 
     def download(self, model: ResolvedModel, dest: Path) -> None:
         with failures(self.description):
-            names = {item.path for item in _client(self.tracking_uri).list_artifacts(model.run_id)}
-            if MODEL_ARTIFACT not in names:
-                raise ModelLoadError(
-                    f"{self.description}: the run has no '{MODEL_ARTIFACT}' artifact "
-                    f"(it has {sorted(names)}); train with web_service_mlflow.train, which logs it there"
-                )
-            for name in (MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT):
-                if name in names:
-                    _download_run_artifact(self.tracking_uri, model.run_id, name, dest)
+            _download_model(self.tracking_uri, model, dest)
 
 
 class RegistrySource:
@@ -99,7 +141,6 @@ class RegistrySource:
         self.tracking_uri, self.model_uri = tracking_uri, model_uri
         self.name, self.alias, self.version = match["name"], match["alias"], match["version"]
         self.description = f"model registry {tracking_uri}, {model_uri}"
-        self._source_uri: str | None = None
 
     def resolve(self) -> ResolvedModel:
         with failures(self.description):
@@ -108,105 +149,109 @@ class RegistrySource:
                 found = client.get_model_version_by_alias(self.name, self.alias)
             else:
                 found = client.get_model_version(self.name, self.version)
-        if not found.run_id:
-            raise ModelLoadError(f"{self.description}: version {found.version} is not linked to a run")
-        self._source_uri = found.source
-        return ResolvedModel(found.run_id, f"{self.name}/{found.version}")
+            if not found.run_id:
+                raise ModelLoadError(f"{self.description}: version {found.version} is not linked to a run")
+            has_preprocessor = _has_artifact(client, found.run_id, PREPROCESSOR_ARTIFACT)
+        # A version never changes; one run may hold several registered models, so the key is the version's source.
+        model_id = getattr(found, "model_id", None)
+        key = model_id or f"{found.run_id}-{_digest(str(found.source))}"
+        return ResolvedModel(found.run_id, f"{self.name}/{found.version}", None, None,
+                             f"models:/{self.name}/{found.version}",
+                             PREPROCESSOR_ARTIFACT if has_preprocessor else None, key)  # fmt: skip
 
     def download(self, model: ResolvedModel, dest: Path) -> None:
-        import mlflow.artifacts
-
         with failures(self.description):
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{model.registry_version}",
-                dst_path=str(dest / MODEL_ARTIFACT),
-                tracking_uri=self.tracking_uri,
-            )
-            names = {item.path for item in _client(self.tracking_uri).list_artifacts(model.run_id)}
-            if PREPROCESSOR_ARTIFACT in names:
-                _download_run_artifact(self.tracking_uri, model.run_id, PREPROCESSOR_ARTIFACT, dest)
+            _download_model(self.tracking_uri, model, dest)
 
 
-class S3Source:
-    """`<root>/<RUN_ID>/artifacts/...` straight from S3 with boto3: no tracking server at all.
+class StoreSource:
+    """A run's model straight from an artifact store (S3 or a folder): no tracking server at all.
 
-    `root` is `s3://bucket/<prefix>/<experiment id>`, or the artifact root above the experiments,
-    in which case the run's experiment is found by listing.
+    The root is `s3://bucket/<prefix>/<experiment id>` or a folder, or the root above the
+    experiments, in which case the run's experiment is found by listing (web_service_mlflow.stores).
     """
 
-    def __init__(self, root: str, run_id: str) -> None:
-        parsed = urlparse(root)
-        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
-        self.root, self.run_id = root.rstrip("/"), run_id
-        self.description = f"S3 {self.root}, run {run_id}"
-        self._client = None
+    def __init__(self, store: ArtifactStore, wanted: Wanted) -> None:
+        self.store, self.wanted = store, wanted
+        named = f"logged model {wanted.model_id}" if wanted.model_id else f"run {wanted.run_id}"
+        self.description = f"{store.description}, {named}"
 
     def resolve(self) -> ResolvedModel:
         with failures(self.description):
-            self._run_prefix()
-        return ResolvedModel(self.run_id)
+            found = self._find()
+        return ResolvedModel(found.run_id, None, self.wanted.artifact_path, self.wanted.model_id,
+                             found.model.location, found.preprocessor, self.wanted.cache_key())  # fmt: skip
+
+    def _find(self) -> Found:
+        if self.wanted.model_id:
+            return find_logged_model(self.store, self.wanted.model_id, self.description)
+        return find_run_model(self.store, self.wanted.run_id, self.wanted.artifact_path, self.description)
 
     def download(self, model: ResolvedModel, dest: Path) -> None:
         with failures(self.description):
-            artifacts = f"{self._run_prefix()}/artifacts/"
-            for name in (MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT):
-                for key in self._keys(f"{artifacts}{name}/"):
-                    target = dest / key[len(artifacts) :]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    self.client.download_file(self.bucket, key, str(target))
+            self.store.fetch(model.location, dest / MODEL_ARTIFACT)
+            if model.preprocessor:
+                self.store.fetch(model.preprocessor, dest / PREPROCESSOR_ARTIFACT)
 
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = _s3_client()
-        return self._client
-
-    def _run_prefix(self) -> str:
-        """`<prefix>/<RUN_ID>` or `<prefix>/<experiment>/<RUN_ID>`, whichever holds the model."""
-        base = f"{self.prefix}/" if self.prefix else ""
-        candidates = [f"{base}{self.run_id}"] + [f"{experiment}{self.run_id}" for experiment in self._subfolders(base)]
-        for candidate in candidates:
-            if self._exists(f"{candidate}/artifacts/{MODEL_ARTIFACT}/MLmodel"):
-                return candidate
-        raise ModelLoadError(
-            f"{self.description}: no {MODEL_ARTIFACT}/MLmodel under {self.root}/{self.run_id}/artifacts "
-            f"nor {self.root}/<experiment id>/{self.run_id}/artifacts; check RUN_ID and MODEL_ARTIFACT_ROOT"
-        )
-
-    def _exists(self, key: str) -> bool:
-        return bool(self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
-
-    def _subfolders(self, base: str) -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base, Delimiter="/")
-        return [common["Prefix"] for page in pages for common in page.get("CommonPrefixes", [])]
-
-    def _keys(self, prefix: str) -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+    def local_folders(self, model: ResolvedModel) -> tuple[Path, Path | None] | None:
+        """The model and preprocessor folders in place, when the store is on this machine."""
+        if not isinstance(self.store, FolderStore):
+            return None
+        return self.store.path(model.location), self.store.path(model.preprocessor) if model.preprocessor else None
 
 
-class LocalSource:
-    """`<root>/[<experiment id>/]<RUN_ID>/artifacts/model` on this machine's disk."""
+# --- through a tracking server ------------------------------------------------------------------
 
-    def __init__(self, root: Path, run_id: str) -> None:
-        self.root, self.run_id = root, run_id
-        self.description = f"local store {root}, run {run_id}"
 
-    def resolve(self) -> ResolvedModel:
-        self.run_dir()
-        return ResolvedModel(self.run_id)
+def _artifact_models(client, run_id: str) -> list[RunModel]:
+    """Folders among the run's artifacts that hold an MLmodel, two levels deep (`models/xgb`)."""
+    models, level = [], [item.path for item in client.list_artifacts(run_id) if item.is_dir]
+    for _ in range(2):
+        deeper = []
+        for folder in level:
+            inside = client.list_artifacts(run_id, folder)
+            if any(item.path.rsplit("/", 1)[-1] == "MLmodel" for item in inside):
+                models.append(RunModel(folder, folder))
+            else:
+                deeper += [item.path for item in inside if item.is_dir]
+        level = deeper
+    return models
 
-    def run_dir(self) -> Path:
-        """The run's `artifacts` folder."""
-        pattern = f"{MODEL_ARTIFACT}/MLmodel"
-        for candidate in [self.root / self.run_id, *sorted(self.root.glob(f"*/{self.run_id}"))]:
-            if (candidate / "artifacts" / pattern).is_file():
-                return candidate / "artifacts"
-        raise ModelLoadError(
-            f"{self.description}: no model (looked for {self.root}/[<experiment id>/]{self.run_id}"
-            f"/artifacts/{pattern}); check RUN_ID, or set MODEL_ARTIFACT_ROOT or MLFLOW_TRACKING_URI "
-            "to where the run lives"
-        )
+
+def _logged_models(client, run) -> list[RunModel]:
+    """MLflow 3 logged models whose source run is `run`."""
+    if not hasattr(client, "search_logged_models"):
+        return []
+    found, token = [], None
+    while True:
+        page = client.search_logged_models(experiment_ids=[run.info.experiment_id], page_token=token,
+                                           filter_string=f"source_run_id = '{run.info.run_id}'")  # fmt: skip
+        found += [_logged(logged) for logged in page]
+        token = page.token
+        if not token:
+            return found
+
+
+def _logged(logged) -> RunModel:
+    return RunModel(logged.name, f"models:/{logged.model_id}", logged.model_id)
+
+
+def _has_artifact(client, run_id: str, name: str) -> bool:
+    return name in {item.path for item in client.list_artifacts(run_id)}
+
+
+def _download_model(tracking_uri: str, model: ResolvedModel, dest: Path) -> None:
+    import mlflow.artifacts
+
+    if model.location.startswith("models:/"):
+        mlflow.artifacts.download_artifacts(artifact_uri=model.location, dst_path=str(dest / MODEL_ARTIFACT),
+                                            tracking_uri=tracking_uri)  # fmt: skip
+    else:  # a path among the run's artifacts: it lands under its own name, then becomes `model`
+        with tempfile.TemporaryDirectory(dir=dest) as tmp:
+            _download_run_artifact(tracking_uri, model.run_id, model.location, Path(tmp))
+            shutil.move(Path(tmp) / model.location, dest / MODEL_ARTIFACT)
+    if model.preprocessor:
+        _download_run_artifact(tracking_uri, model.run_id, model.preprocessor, dest)
 
 
 def _client(tracking_uri: str):
@@ -225,7 +270,7 @@ def _download_run_artifact(tracking_uri: str, run_id: str, name: str, dest: Path
     )
 
 
-def _s3_client():
+def s3_client():
     import boto3
     from botocore.config import Config
 

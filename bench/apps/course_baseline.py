@@ -11,12 +11,11 @@ import os
 import mlflow.pyfunc
 from flask import Flask, jsonify, request
 
-from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.layout import LOCAL_STORE, run_artifacts
 from web_service_mlflow.settings import default_run_id
-from web_service_mlflow.sources import LocalSource
 
 RUN_ID = os.getenv("RUN_ID") or default_run_id(LOCAL_STORE)
-logged_model = str(LocalSource(LOCAL_STORE, RUN_ID).run_dir() / "model")
+logged_model = str(run_artifacts(LOCAL_STORE, RUN_ID) / "model")
 model = mlflow.pyfunc.load_model(logged_model)
 # The course fits RandomForestRegressor(**params, n_jobs=-1), so every predict() starts joblib
 # workers. This repo's run predicts single-threaded (n_jobs=None); BASELINE_N_JOBS picks which

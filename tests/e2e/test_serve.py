@@ -16,10 +16,9 @@ from tests.conftest import REPO, SMALL_FOREST, make_rides, train_cli
 from tests.processes import gunicorn, run_until_exit
 from web_service.features import prepare_features_frame
 from web_service.startup import EXIT_STARTUP_FAILED
-from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.layout import LOCAL_STORE, run_artifacts
 from web_service_mlflow.parity import compare, expected_answers, post_all
 from web_service_mlflow.settings import default_run_id
-from web_service_mlflow.sources import LocalSource
 
 pytestmark = pytest.mark.e2e
 MLFLOW_APP = "web_service_mlflow.predict:app"
@@ -55,7 +54,7 @@ def test_rides_over_http_get_exactly_the_in_process_batch_floats(default_server)
     run_id = default_run_id(LOCAL_STORE)
     # Real TLC files carry odometer errors like this one: the contract refuses them with a 400.
     rides = make_rides(400, seed=11) + [{"PULocationID": 3, "DOLocationID": 78, "trip_distance": 60382.7}]
-    pipeline = mlflow.sklearn.load_model(str(LocalSource(LOCAL_STORE, run_id).run_dir() / "model"))
+    pipeline = mlflow.sklearn.load_model(str(run_artifacts(LOCAL_STORE, run_id) / "model"))
     expected = expected_answers(pipeline, pd.DataFrame(rides))
 
     report = compare(post_all(f"{default_server.url}/predict", rides), rides, expected)

@@ -58,7 +58,7 @@ def run_with_tampered_model(registered, tracking, workdir: Path, tamper) -> str:
 
 def other_flavour(model: Path) -> None:
     mlmodel = model / "MLmodel"
-    mlmodel.write_text(mlmodel.read_text().replace("  sklearn:", "  xgboost:"))
+    mlmodel.write_text(mlmodel.read_text().replace("  sklearn:", "  lightgbm:"))
 
 
 def truncated_skops(model: Path) -> None:
@@ -74,7 +74,10 @@ def test_unknown_run_on_the_tracking_server(tmp_path, tracking):
 def test_unknown_run_in_s3(tmp_path, registered):
     message = load(tmp_path, SourceKind.S3, UNKNOWN_RUN, root="s3://mlflow")
 
-    assert message.startswith(f"S3 s3://mlflow, run {UNKNOWN_RUN}: no model/MLmodel under s3://mlflow/{UNKNOWN_RUN}")
+    assert message == (
+        f"S3 s3://mlflow, run {UNKNOWN_RUN}: no model: nothing under [<experiment id>/]{UNKNOWN_RUN}/artifacts/ "
+        "and no MLflow 3 logged model of this run under [<experiment id>/]models/; check RUN_ID and MODEL_ARTIFACT_ROOT"
+    )
 
 
 def test_unknown_registered_model_or_alias(tmp_path, tracking, registered):
@@ -91,8 +94,8 @@ def test_a_run_without_a_model_artifact(tmp_path, tracking):
     message = load(tmp_path, SourceKind.TRACKING, run_id, tracking.url)
 
     assert message == (
-        f"tracking server {tracking.url}, run {run_id}: the run has no 'model' artifact (it has ['preprocessor']); "
-        "train with web_service_mlflow.train, which logs it there"
+        f"tracking server {tracking.url}, run {run_id}: the run holds no model: no MLmodel under its artifacts "
+        "and no MLflow 3 logged model whose source run it is; check RUN_ID, and that the model was logged to this run"
     )
 
 
@@ -118,8 +121,9 @@ def test_an_unsupported_flavour(tmp_path, tracking, registered):
     message = load(tmp_path, SourceKind.TRACKING, run_id, tracking.url)
 
     assert message == (
-        f"tracking server {tracking.url}, run {run_id}: unsupported model flavour ['python_function', 'xgboost']; "
-        "this service serves MLflow's sklearn flavour (log the model with mlflow.sklearn)"
+        f"tracking server {tracking.url}, run {run_id}: unsupported model flavour ['lightgbm', 'python_function']; "
+        "this service serves MLflow's sklearn and xgboost flavours "
+        "(log the model with mlflow.sklearn or mlflow.xgboost)"
     )
 
 

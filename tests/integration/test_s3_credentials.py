@@ -9,10 +9,9 @@ import pytest
 from tests.conftest import make_rides
 from tests.integration.servers import BUCKET, S3_KEYS
 from web_service.settings import AppSettings
-from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.layout import LOCAL_STORE, run_artifacts
 from web_service_mlflow.loader import load_predictor
 from web_service_mlflow.settings import ModelSettings, SourceKind, default_run_id
-from web_service_mlflow.sources import LocalSource
 
 pytestmark = pytest.mark.integration
 RUN = default_run_id(LOCAL_STORE)
@@ -28,7 +27,7 @@ AWS_VARIABLES = (
 @pytest.fixture(scope="module")
 def uploaded(s3) -> str:
     """The embedded run, copied to s3://mlflow/7/<RUN>/artifacts as MLflow would lay it out."""
-    artifacts = LocalSource(LOCAL_STORE, RUN).run_dir()
+    artifacts = run_artifacts(LOCAL_STORE, RUN)
     client = s3.client()
     for path in artifacts.rglob("*"):
         if path.is_file():

@@ -10,13 +10,13 @@ import pytest
 from tests.conftest import make_rides
 from web_service_mlflow import compiled_store
 from web_service_mlflow.compiled_store import COMPILED_FOLDER, load_model, model_key
-from web_service_mlflow.sources import LocalSource
+from web_service_mlflow.layout import run_artifacts
 
 
 @pytest.fixture
 def run_dir(tmp_path, trained_run):
     """A private copy of the trained run's artifacts, free to change."""
-    artifacts = LocalSource(trained_run.store, trained_run.run_id).run_dir()
+    artifacts = run_artifacts(trained_run.store, trained_run.run_id)
     return shutil.copytree(artifacts, tmp_path / "artifacts")
 
 

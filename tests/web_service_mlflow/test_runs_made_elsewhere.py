@@ -1,0 +1,125 @@
+"""Runs logged by MLflow 1, 2 and 3 (committed fixtures) are found in their folders and answer exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.fixtures import bits, expected, probe_rides, store
+from web_service.errors import ModelLoadError, SettingsError
+from web_service_mlflow.loader import load_predictor
+from web_service_mlflow.settings import ModelSettings
+
+# fixture folder with its expected.json -> the MLflow store it lives in
+RUNS = {
+    "mlflow1-sklearn-1.0.2": "mlflow1-sklearn-1.0.2",
+    "mlflow1-xgboost-1.5": "mlflow1-xgboost-1.5",
+    "mlflow2-sklearn-1.2.2/forest": "mlflow2-sklearn-1.2.2",
+    "mlflow2-sklearn-1.2.2/boosting": "mlflow2-sklearn-1.2.2",
+    "mlflow3/skops": "mlflow3",
+    "mlflow3/cloudpickle": "mlflow3",
+}
+XGBOOST_3 = expected("mlflow3/xgboost")
+
+
+def load(tmp_path, **environ: str):
+    return load_predictor(ModelSettings.from_env({"MODEL_CACHE_DIR": str(tmp_path / "cache")} | environ))
+
+
+def answers(predictor) -> np.ndarray:
+    return bits(predictor.predict(list(probe_rides())))
+
+
+@pytest.mark.parametrize("fixture", sorted(RUNS))
+def test_a_run_is_found_by_its_id_alone_and_answers_what_its_release_answered(tmp_path, fixture):
+    wanted = expected(fixture)
+
+    predictor = load(tmp_path, RUN_ID=wanted.run_id, MODEL_ARTIFACT_ROOT=str(store(RUNS[fixture])))
+
+    assert np.array_equal(answers(predictor), bits(wanted.predictions))
+    assert predictor.model_version == wanted.run_id
+    assert predictor.engine.name.startswith("compiled")
+
+
+def test_the_root_may_be_the_experiments_own_folder(tmp_path):
+    wanted = expected("mlflow3/skops")
+    [experiment] = [folder for folder in store("mlflow3").iterdir() if folder.name.isdigit() and folder.name != "0"]
+
+    predictor = load(tmp_path, RUN_ID=wanted.run_id, MODEL_ARTIFACT_ROOT=str(experiment))
+
+    assert np.array_equal(answers(predictor), bits(wanted.predictions))
+
+
+def test_a_run_with_two_logged_models_is_refused_with_both_listed(tmp_path):
+    with pytest.raises(ModelLoadError) as raised:
+        load(tmp_path, RUN_ID=XGBOOST_3.run_id, MODEL_ARTIFACT_ROOT=str(store("mlflow3")))
+
+    ubj, as_json = XGBOOST_3.record["models"]["model"], XGBOOST_3.record["models"]["model-json"]
+    listed = sorted([f'{ubj} "model" (xgboost, logged model)', f'{as_json} "model-json" (xgboost, logged model)'])
+    assert raised.value.message == (
+        f"local store {store('mlflow3')}, run {XGBOOST_3.run_id}: the run holds 2 models: {', '.join(listed)}; "
+        "set MODEL_ARTIFACT_PATH to the one to serve (or MODEL_URI=runs:/<RUN_ID>/<path>)"
+    )
+
+
+@pytest.mark.parametrize("named", ["model", "model-json", "model ID"])
+def test_model_artifact_path_picks_one_by_name_or_model_id(tmp_path, named):
+    path = XGBOOST_3.record["models"]["model"] if named == "model ID" else named
+
+    predictor = load(tmp_path, RUN_ID=XGBOOST_3.run_id, MODEL_ARTIFACT_PATH=path,
+                     MODEL_ARTIFACT_ROOT=str(store("mlflow3")))  # fmt: skip
+
+    assert np.array_equal(answers(predictor), bits(XGBOOST_3.predictions))
+    assert predictor.model_version == f"{XGBOOST_3.run_id}/{path}"
+
+
+def test_model_uri_names_a_runs_model_by_path_or_a_logged_model_by_id(tmp_path):
+    model_id = XGBOOST_3.record["models"]["model-json"]
+    root = {"MODEL_ARTIFACT_ROOT": str(store("mlflow3"))}
+
+    by_path = load(tmp_path, MODEL_URI=f"runs:/{XGBOOST_3.run_id}/model-json", **root)
+    by_id = load(tmp_path, MODEL_URI=f"models:/{model_id}", **root)
+
+    assert np.array_equal(answers(by_path), bits(XGBOOST_3.predictions))
+    assert np.array_equal(answers(by_id), bits(XGBOOST_3.predictions))
+    assert by_id.model_version == f"{XGBOOST_3.run_id} (models:/{model_id})"
+    assert by_id.metadata["logged_model_id"] == model_id
+
+
+def test_a_path_the_run_does_not_hold_lists_what_it_holds(tmp_path):
+    wanted = expected("mlflow1-xgboost-1.5")
+
+    with pytest.raises(ModelLoadError) as raised:
+        load(tmp_path, RUN_ID=wanted.run_id, MODEL_ARTIFACT_PATH="model",
+             MODEL_ARTIFACT_ROOT=str(store("mlflow1-xgboost-1.5")))  # fmt: skip
+
+    assert raised.value.message.endswith(
+        f"run {wanted.run_id}: the run has no model 'model'; it holds models_mlflow (xgboost)"
+    )
+
+
+def test_an_unknown_logged_model_says_where_it_looked(tmp_path):
+    with pytest.raises(ModelLoadError, match=r"no logged model m-0{32} \(looked for \[<experiment id>/\]models/"):
+        load(tmp_path, MODEL_URI=f"models:/m-{'0' * 32}", MODEL_ARTIFACT_ROOT=str(store("mlflow3")))
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"MODEL_ARTIFACT_PATH": "model"}, "MODEL_ARTIFACT_PATH=model names one of a run's models: set RUN_ID"),
+        ({"MODEL_URI": f"runs:/{'a' * 32}/model", "MODEL_ARTIFACT_PATH": "other"}, "name two different models"),
+        ({"MODEL_URI": "s3://bucket/model"}, "MODEL_URI must be models:/<name>@<alias>, models:/<name>/<version>"),
+    ],
+)
+def test_settings_that_name_a_model_ambiguously_are_refused(environ, message):
+    with pytest.raises(SettingsError, match=message):
+        ModelSettings.from_env(environ)
+
+
+def test_runs_uri_and_logged_model_uri_need_no_tracking_server():
+    runs = ModelSettings.from_env({"MODEL_URI": f"runs:/{'a' * 32}/models_mlflow"})
+    logged = ModelSettings.from_env({"MODEL_URI": f"models:/m-{'b' * 32}", "MODEL_ARTIFACT_ROOT": "s3://bucket/1"})
+
+    assert (runs.run_id, runs.artifact_path, runs.model_uri, runs.is_default_run) == ("a" * 32, "models_mlflow",
+                                                                                       None, False)  # fmt: skip
+    assert (logged.model_id, logged.kind.value, logged.run_id) == (f"m-{'b' * 32}", "s3", None)
