@@ -6,13 +6,18 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from web_service.compiled_store import load_model
 from web_service.errors import ModelLoadError
-from web_service.loading import admit, unpickle_model
+from web_service.loading import Provenance, admit, unpickle_model
 from web_service.predictor import Predictor
 
 
-def load_bundle(path: Path) -> Predictor:
-    """Read a pickled ``(DictVectorizer, model)`` tuple or fitted Pipeline from `path`."""
+def load_bundle(path: Path, cache_dir: Path | None = None) -> Predictor:
+    """Read a pickled ``(DictVectorizer, model)`` tuple or fitted Pipeline from `path`.
+
+    With `cache_dir`, the file's verified compiled form is kept there: the next start neither
+    unpickles the file nor imports scikit-learn.
+    """
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -21,9 +26,16 @@ def load_bundle(path: Path) -> Predictor:
             "point MODEL_PATH at a pickled (DictVectorizer, model) file"
         ) from error
     where = f"MODEL_PATH={path}"
-    bundle, provenance = unpickle_model(raw, where)
+
+    def load() -> tuple[Any, Provenance]:
+        bundle, provenance = unpickle_model(raw, where)
+        return _as_pipeline(bundle, path), provenance
+
+    if cache_dir is None:
+        model, engine, _ = admit(*load(), where=where)
+    else:
+        model, engine = load_model([path], where, cache_dir, load)
     version = f"{path.name}:{hashlib.sha256(raw).hexdigest()[:12]}"
-    model, engine, _ = admit(_as_pipeline(bundle, path), where, provenance)
     return Predictor(model, model_version=version, source=f"file:{path}", engine=engine)
 
 

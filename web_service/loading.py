@@ -71,7 +71,7 @@ def unpickle_model(
     return done.obj, Provenance("scikit-learn", made_with, fmt, tuple(done.mended))
 
 
-def admit(pipeline: Any, where: str, provenance: Provenance) -> tuple[Any, Engine, Probe | None]:
+def admit(pipeline: Any, provenance: Provenance, where: str) -> tuple[Any, Engine, Probe | None]:
     """Check the model's features, pick its engine, and say in one line what it was made with."""
     check_features(pipeline, where)
     model, engine, probe = fastpath.choose(pipeline, where)

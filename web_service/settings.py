@@ -6,6 +6,7 @@ than surfacing later as a failed request.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,15 @@ class AppSettings:
         )
 
 
+def model_cache_dir(environ: Environ) -> Path:
+    """MODEL_CACHE_DIR, by default ~/.cache/ride-duration/models (or under XDG_CACHE_HOME)."""
+    configured = env_str(environ, "MODEL_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "ride-duration" / "models"
+
+
 @dataclass(frozen=True)
 class FileModelSettings:
     """Settings of `web_service.predict`: serve a pickled (DictVectorizer, model) file."""
@@ -65,6 +75,8 @@ class FileModelSettings:
     # MODEL_PATH: the pickled (DictVectorizer, model) file, as the course's lin_reg.bin.
     model_path: Path
     app: AppSettings
+    # MODEL_CACHE_DIR: where the file's verified compiled form is kept between starts.
+    cache_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Environ) -> FileModelSettings:
@@ -74,4 +86,4 @@ class FileModelSettings:
                 "MODEL_PATH is not set: name the pickled (DictVectorizer, model) file to serve, "
                 "for example MODEL_PATH=lin_reg.bin"
             )
-        return cls(model_path=Path(model_path), app=AppSettings.from_env(environ))
+        return cls(model_path=Path(model_path), app=AppSettings.from_env(environ), cache_dir=model_cache_dir(environ))

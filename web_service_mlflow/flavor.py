@@ -114,7 +114,7 @@ def _read(path: Path, where: str) -> bytes:
 
 def _as_dict_pipeline(model: Any, preprocessor_dir: Path | None, where: str) -> Any:
     # scikit-learn is imported only when a model has to be deserialized: a verified compiled
-    # form in the cache is served without it (web_service_mlflow.compiled_store).
+    # form in the cache is served without it (web_service.compiled_store).
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.pipeline import Pipeline
 

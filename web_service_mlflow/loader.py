@@ -13,10 +13,10 @@ import logging
 import time
 from pathlib import Path
 
+from web_service.cache import ModelCache
+from web_service.compiled_store import load_model
 from web_service.predictor import Predictor
-from web_service_mlflow.cache import ModelCache
-from web_service_mlflow.compiled_store import load_model
-from web_service_mlflow.flavor import training_record
+from web_service_mlflow.flavor import load_run_model, training_record
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
 from web_service_mlflow.retry import with_retries
 from web_service_mlflow.settings import ModelSettings, SourceKind
@@ -60,7 +60,9 @@ def load_predictor(settings: ModelSettings) -> Predictor:
     else:
         resolved, folder, origin = _fetch(source, ModelCache(settings.cache_dir), settings)
         model_dir, preprocessor_dir = folder / MODEL_ARTIFACT, folder / PREPROCESSOR_ARTIFACT
-    model, engine = load_model(model_dir, preprocessor_dir, source.description, settings.cache_dir)
+    where = source.description
+    model, engine = load_model([model_dir, preprocessor_dir], where, settings.cache_dir,
+                               lambda: load_run_model(model_dir, preprocessor_dir, where))  # fmt: skip
     logger.info("loaded %s from %s in %.2f s; engine: %s (%s)", resolved.model_version, origin,
                 time.perf_counter() - started, engine.name, engine.detail)  # fmt: skip
     metadata = {"run_id": resolved.run_id, "registered_model": resolved.registry_version,

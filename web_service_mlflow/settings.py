@@ -14,14 +14,13 @@ MODEL_ARTIFACT_PATH names which of the run's models to serve when it holds sever
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from web_service.errors import SettingsError
-from web_service.settings import AppSettings, Environ, env_int, env_str
+from web_service.settings import AppSettings, Environ, env_int, env_str, model_cache_dir
 from web_service_mlflow.layout import DEFAULT_RUN_FILE, LOCAL_STORE
 
 RUN_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -83,7 +82,7 @@ class ModelSettings:
             model_uri=model_uri,
             tracking_uri=tracking_uri,
             artifact_root=str(LOCAL_STORE) if is_default or not root else root.removeprefix("file://"),
-            cache_dir=Path(env_str(environ, "MODEL_CACHE_DIR") or _default_cache(environ)),
+            cache_dir=model_cache_dir(environ),
             load_timeout_s=env_int(environ, "MODEL_LOAD_TIMEOUT", 60, minimum=0),
             is_default_run=is_default,
             app=AppSettings.from_env(environ),
@@ -129,11 +128,6 @@ def _kind(named: str | None, model_uri: str | None, tracking_uri: str | None, ro
 
 def _supported_root(root: str) -> bool:
     return root.startswith(("s3://", "file://")) or "://" not in root
-
-
-def _default_cache(environ: Environ) -> Path:
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "ride-duration" / "models"
 
 
 def default_run_id(store: Path) -> str:

@@ -117,22 +117,41 @@ def test_runs_laid_out_by_other_mlflow_releases_serve_from_s3_exactly(tmp_path, 
     assert np.array_equal(answers, bits(wanted.predictions))
 
 
-def test_the_course_xgboost_run_logged_to_a_tracking_server_serves_through_it(tmp_path, tracking):
-    """The MLflow 1.26 run's artifacts (models_mlflow/, preprocessor/) logged to a run on today's server."""
+def log_fixture_run(client, fixture: str, root: str) -> str:
+    """A new run on today's server holding a fixture run's artifacts (and its logged models, as logged models)."""
+    wanted = expected(fixture)
+    experiment = client.get_experiment_by_name("Default").experiment_id
+    run_id = client.create_run(experiment).info.run_id
+    [artifacts] = store(root).glob(f"*/{wanted.run_id}/artifacts")
+    client.log_artifacts(run_id, str(artifacts))
+    for name, model_id in wanted.record.get("models", {}).items():
+        [folder] = store(root).glob(f"*/models/{model_id}/artifacts")
+        logged = client.create_logged_model(experiment, name=name, source_run_id=run_id)
+        client.log_model_artifacts(logged.model_id, str(folder))
+        client.finalize_logged_model(logged.model_id, "READY")
+    client.set_terminated(run_id)
+    return run_id
+
+
+@pytest.mark.parametrize(
+    ("fixture", "root", "extra"),
+    [
+        ("mlflow1-xgboost-1.5", "mlflow1-xgboost-1.5", {}),  # the course's run: models_mlflow/ + preprocessor/
+        ("mlflow1-sklearn-1.0.2", "mlflow1-sklearn-1.0.2", {}),
+        ("mlflow2-sklearn-1.2.2/forest", "mlflow2-sklearn-1.2.2", {}),  # at artifact path ride-model
+        ("mlflow3/xgboost", "mlflow3", {"MODEL_ARTIFACT_PATH": "model"}),  # two logged models, named by the server
+    ],
+)
+def test_runs_made_by_other_releases_serve_through_todays_tracking_server(tmp_path, tracking, fixture, root, extra):
     from mlflow import MlflowClient
 
-    wanted = expected("mlflow1-xgboost-1.5")
-    [artifacts] = store("mlflow1-xgboost-1.5").glob(f"*/{wanted.run_id}/artifacts")
-    client = MlflowClient(tracking.url)
-    run_id = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id
-    client.log_artifacts(run_id, str(artifacts))
-    client.set_terminated(run_id)
+    run_id = log_fixture_run(MlflowClient(tracking.url), fixture, root)
 
-    with gunicorn(APP, tmp_path / "course.log", RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking.url) as server:
+    with gunicorn(APP, tmp_path / "server.log", RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking.url, **extra) as server:
         answers, versions = served(server)
 
-    assert np.array_equal(answers, bits(wanted.predictions))
-    assert versions == {run_id}
+    assert np.array_equal(answers, bits(expected(fixture).predictions))
+    assert versions == {f"{run_id}/model" if extra else run_id}
 
 
 def test_a_model_trained_on_other_features_stops_start_up_with_one_line(tmp_path, tracking):

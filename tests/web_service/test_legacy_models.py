@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.tree import _tree
 
+from tests.conftest import REPO
 from tests.fixtures import FIXTURES, bits, expected, probe_rides
 from web_service import unpickle
 from web_service.bundle import load_bundle
@@ -112,3 +116,19 @@ def test_the_release_is_read_from_a_pickle_without_unpickling_it():
 
     assert unpickle.pickled_sklearn_version(raw) == "0.24.2"
     assert unpickle.pickled_sklearn_version(b"\x00 not a pickle") is None
+
+
+def test_a_model_path_pickle_served_twice_starts_the_second_time_without_scikit_learn(tmp_path):
+    path = pickle_path("sklearn-1.0.2", "forest")
+    first = load_bundle(path, tmp_path / "cache")
+    script = (
+        "import sys; from web_service.predict import app; "
+        "print(app.extensions['ride_duration'].predictor.engine.name); "
+        "print(sorted({'sklearn', 'scipy', 'treelite'} & set(sys.modules)))"
+    )
+    env = os.environ | {"MODEL_PATH": str(path), "MODEL_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [first.engine.name, "[]"]

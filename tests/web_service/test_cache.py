@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from web_service_mlflow.cache import MANIFEST, ModelCache
+from web_service.cache import MANIFEST, ModelCache
 
 RUN = "a" * 32
 

@@ -8,8 +8,9 @@ import shutil
 import pytest
 
 from tests.conftest import make_rides
-from web_service_mlflow import compiled_store
-from web_service_mlflow.compiled_store import COMPILED_FOLDER, load_model, model_key
+from web_service import compiled_store
+from web_service.compiled_store import COMPILED_FOLDER, load_model, model_key
+from web_service_mlflow.flavor import load_run_model
 from web_service_mlflow.layout import run_artifacts
 
 
@@ -26,7 +27,9 @@ def entries(cache_dir):
 
 
 def load(run_dir, cache_dir):
-    return load_model(run_dir / "model", run_dir / "preprocessor", "test run", cache_dir)
+    model_dir, preprocessor_dir = run_dir / "model", run_dir / "preprocessor"
+    return load_model([model_dir, preprocessor_dir], "test run", cache_dir,
+                      lambda: load_run_model(model_dir, preprocessor_dir, "test run"))  # fmt: skip
 
 
 def test_the_second_load_serves_the_saved_form_with_the_same_predictions(run_dir, tmp_path):
@@ -39,16 +42,16 @@ def test_the_second_load_serves_the_saved_form_with_the_same_predictions(run_dir
     second, second_engine = load(run_dir, tmp_path / "cache")
 
     assert first_engine == second_engine and first_engine.name == "compiled tree_table"
-    assert entry.name == model_key(run_dir / "model", run_dir / "preprocessor")
+    assert entry.name == model_key([run_dir / "model", run_dir / "preprocessor"])
     assert second.predict(features).tolist() == first.predict(features).tolist()
 
 
 def test_the_key_changes_with_the_model_file_and_the_library_versions(run_dir, monkeypatch):
-    before = model_key(run_dir / "model", run_dir / "preprocessor")
+    before = model_key([run_dir / "model", run_dir / "preprocessor"])
     (run_dir / "model" / "MLmodel").write_text((run_dir / "model" / "MLmodel").read_text() + "\n# retrained\n")
-    after_model = model_key(run_dir / "model", run_dir / "preprocessor")
+    after_model = model_key([run_dir / "model", run_dir / "preprocessor"])
     monkeypatch.setattr(compiled_store, "version", lambda name: "99.0")
-    after_upgrade = model_key(run_dir / "model", run_dir / "preprocessor")
+    after_upgrade = model_key([run_dir / "model", run_dir / "preprocessor"])
 
     assert len({before, after_model, after_upgrade}) == 3
 
