@@ -88,9 +88,10 @@ def test_a_run_logged_with_log_model_serves_through_the_server_then_from_s3_with
 
 @pytest.fixture(scope="module")
 def fixture_bucket(s3) -> str:
-    """The MLflow 1 and MLflow 3 fixture stores in S3: the MLflow 1 ones whole, MLflow 3 as a server stores it."""
+    """The fixture stores in S3: MLflow 1 and 2 ones whole, MLflow 3 as a tracking server stores it."""
     upload(s3, store("mlflow1-sklearn-1.0.2"), "mlflow1-sklearn")
     upload(s3, store("mlflow1-xgboost-1.5"), "mlflow1-xgboost")
+    upload(s3, store("mlflow2-sklearn-1.2.2"), "mlflow2-sklearn")
     upload(s3, store("mlflow3"), "mlflow3", only_artifacts=True)
     return f"s3://{BUCKET}"
 
@@ -100,6 +101,7 @@ def fixture_bucket(s3) -> str:
     [
         ("mlflow1-sklearn-1.0.2", "mlflow1-sklearn", {}),
         ("mlflow1-xgboost-1.5", "mlflow1-xgboost", {}),
+        ("mlflow2-sklearn-1.2.2/boosting", "mlflow2-sklearn", {}),
         ("mlflow3/xgboost", "mlflow3", {"MODEL_ARTIFACT_PATH": "model ID"}),
         ("mlflow3/skops", "mlflow3", {}),
     ],
