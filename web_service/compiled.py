@@ -76,7 +76,7 @@ class TreeTable:
     def __init__(self, rows: Mapping[str, int], thresholds: np.ndarray, table: np.ndarray, facts: ModelFacts) -> None:
         self.rows = dict(rows)  # PU_DO value -> table row; row 0 is "no column any split uses"
         self.thresholds = thresholds  # sorted distance thresholds, float64
-        self.table = table  # rows x (len(thresholds) + 1) predictions
+        self.table = table  # rows x (len(thresholds) + 1) predictions: float64, or float32 for xgboost
         self.facts = facts
         self._threshold_list = thresholds.tolist()  # for bisect: Python floats compare as float64
 
@@ -240,17 +240,19 @@ def _compile_trees(vectorizer: Any, ensemble: Ensemble, facts: ModelFacts) -> Tr
     row_of = {column: row for row, column in enumerate(hot_columns, start=1)}
     thresholds = np.unique(np.concatenate([tree.threshold[tree.feature == distance_column] for tree in trees]))
     shape = (len(hot_columns) + 1, len(thresholds) + 1)
-    if shape[0] * shape[1] * 8 > MAX_TABLE_BYTES:
-        raise CannotCompile(f"its table would take {shape[0] * shape[1] * 8 / 1e6:.0f} MB ({shape[0]} x {shape[1]})")
+    size = shape[0] * shape[1] * np.dtype(ensemble.dtype).itemsize
+    if size > MAX_TABLE_BYTES:
+        raise CannotCompile(f"its table would take {size / 1e6:.0f} MB ({shape[0]} x {shape[1]})")
     table = np.full(shape, ensemble.start, dtype=ensemble.dtype)
     # Cell by cell, tree by tree, the same float operations in the same order as the library.
     for tree in trees:
-        leaves = _tabulate(tree, row_of, distance_column, thresholds, shape).astype(ensemble.dtype)
+        leaves = _tabulate(tree, row_of, distance_column, thresholds, shape, ensemble.dtype)
         table += leaves if ensemble.scale is None else ensemble.scale * leaves
     if ensemble.divisor is not None:
         table /= ensemble.divisor
     rows = {hot_values[column]: row for column, row in row_of.items()}
-    return TreeTable(rows, thresholds, table.astype(np.float64), facts)
+    # An xgboost table stays float32: every value is one, and half the memory is shared by fewer pages.
+    return TreeTable(rows, thresholds, table, facts)
 
 
 def _ensemble(model: Any, vectorizer: Any) -> Ensemble:
@@ -303,12 +305,13 @@ def _tabulate(
     distance_column: int | None,
     thresholds: np.ndarray,
     shape: tuple[int, int],
+    dtype: type = np.float64,
 ) -> np.ndarray:
     """One tree's leaf value for every (row, distance interval) cell."""
     feature, threshold, value = tree.feature, tree.threshold, tree.value
     left, right = tree.left, tree.right
     position = np.searchsorted(thresholds, threshold)  # where each distance split sits among all of them
-    cells = np.empty(shape, dtype=np.float64)
+    cells = np.empty(shape, dtype=dtype)
     pinned = []  # leaves reached only with one given column hot, written after the shared ones
     # (node, first interval, end interval, the row the path requires or None, rows it excludes)
     stack: list[tuple[int, int, int, int | None, frozenset[int]]] = [(0, 0, shape[1], None, frozenset())]
