@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def measure(case: Case, work: Path, cache: str) -> tuple[float, float]:
 def startup_rows(cases: list[Case], work: Path) -> list[str]:
     rows = []
     for index, case in enumerate(cases):
+        shutil.rmtree(work / f"cache-{index}", ignore_errors=True)  # cold means cold, even in a reused --workdir
         cold = measure(case, work, f"cache-{index}")
         warm = measure(case, work, f"cache-{index}")
         rows.append(f"| {case.label} | {cold[0]:.2f} s | {warm[0]:.2f} s | {warm[1]:.0f} MB |")
