@@ -77,10 +77,15 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 def on_starting(server):
     """Drop counts a previous server left in a reused metrics folder."""
+    # With preload_app the app, and so the metrics, loaded before this hook: it created a missing
+    # folder (or stopped the server naming it), and this master's own files, such as the served
+    # model's gauge, are already there and must stay. Without preload the workers create it.
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    os.makedirs(folder, exist_ok=True)
+    if not os.path.isdir(folder):
+        return
+    own = f"_{os.getpid()}.db"
     for name in os.listdir(folder):
-        if name.endswith(".db"):
+        if name.endswith(".db") and not name.endswith(own):
             os.remove(os.path.join(folder, name))
 
 

@@ -56,19 +56,22 @@ def _service_error(error: ServiceError) -> tuple[dict[str, Any], int, dict[str, 
 def _http_error(error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
     # Flask's own 404/405/413 speak the same shape as ours, and say what would have worked.
     code = (error.name or "error").lower().replace(" ", "_")
-    message, details = error.description or code, []
+    message, details, headers = error.description or code, [], {}
     if error.code == 404:
         message = f"no endpoint at {request.path}; the API is described at /openapi.json and /docs"
     elif error.code == 405:
-        allowed = sorted(set(getattr(error, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
+        valid = sorted(set(getattr(error, "valid_methods", None) or []))
+        allowed = [method for method in valid if method not in ("HEAD", "OPTIONS")]
         message = f"{request.method} is not allowed on {request.path}"
         details = [ErrorDetail("method", " or ".join(allowed), request.method)]
+        # RFC 9110: a 405 lists what the resource answers, HEAD and OPTIONS (answered by Flask) included.
+        headers = {"Allow": ", ".join(valid)}
     elif error.code == 413:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         message = f"the body is over the {limit}-byte limit (MAX_BODY_BYTES)"
         received = request.content_length if request.content_length is not None else f"over {limit} bytes, chunked"
         details = [ErrorDetail("body", f"at most {limit} bytes", received)]
-    return _service_error(ServiceError(message, details, status=error.code, code=code))
+    return _service_error(ServiceError(message, details, status=error.code, code=code, headers=headers))
 
 
 def _unexpected_error(error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -38,12 +38,14 @@ class ServiceError(Exception):
         *,
         status: int | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
         self.status = status or self.status
         self.code = code or self.code
+        self.headers = headers or self.headers
 
     def to_dict(self) -> dict[str, Any]:
         return {

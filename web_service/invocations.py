@@ -20,6 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from web_service.errors import ErrorDetail, InvalidRequest, UnsupportedMediaType
+from web_service.schema import json_type
 from web_service.views import json_response, predict_rides, read_json
 
 mlflow_protocol = Blueprint("mlflow_protocol", __name__)
@@ -86,7 +87,15 @@ def _split_records(split: Any) -> list[Any]:
             [ErrorDetail("dataframe_split", "columns and data lists", type(split).__name__)],
         )
     columns = split["columns"]
-    return [dict(zip(columns, row, strict=False)) if isinstance(row, list) else row for row in split["data"]]
+    for number, row in enumerate(split["data"]):
+        # A row of another length is not a table (pandas refuses it too): no value is dropped or guessed.
+        if not isinstance(row, list) or len(row) != len(columns):
+            received = len(row) if isinstance(row, list) else json_type(row)
+            raise InvalidRequest(
+                f"dataframe_split.data[{number}] must hold {len(columns)} values, one per column",
+                [ErrorDetail(f"[{number}]", f"{len(columns)} values", received)],
+            )
+    return [dict(zip(columns, row, strict=True)) for row in split["data"]]
 
 
 def _column_records(columns: dict[str, Any], key: str) -> list[dict[str, Any]]:

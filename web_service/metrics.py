@@ -2,7 +2,8 @@
 
 Gunicorn's config points PROMETHEUS_MULTIPROC_DIR at a fresh folder before any worker starts;
 each worker writes its own files there and /metrics adds them up. Without that variable (a test
-client, `flask run`) the metrics live in this process alone.
+client, `flask run`) the metrics live in this process alone. The metrics are created when the
+app is built, not on import: their files need the folder, which is created then if it is missing.
 
 prometheus-client writes a memory-mapped file under a lock on every update, and a request makes
 seven: under load that costs a tenth of the request. So each process adds its updates up in
@@ -12,6 +13,7 @@ memory (`PENDING`) and writes them every FLUSH_SECONDS from a thread of its own,
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from bisect import bisect_left
@@ -30,30 +32,59 @@ from prometheus_client import (
 )
 
 from web_service import process
+from web_service.errors import SettingsError
 from web_service.observe import Answered
 
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # prometheus-client asks os.getpid() (a system call) on every update to notice a fork; the
-    # process module knows it without asking. Set before the metrics below are created.
-    values.ValueClass = values.MultiProcessValue(process_identifier=process.pid)
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
-REQUESTS = Counter("ride_duration_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
-LATENCY = Histogram(
-    "ride_duration_http_request_duration_seconds",
-    "Time to answer a request, in seconds.",
-    ["route"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-)
-PREDICTED = Histogram(
-    "ride_duration_predicted_minutes",
-    "Predicted ride durations, in minutes.",
-    buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90),
-)
-BATCH = Histogram("ride_duration_batch_size", "Rides per POST /predict.", buckets=(1, 2, 5, 10, 50, 100, 500, 1000))
-MODEL = Gauge(
-    "ride_duration_model_info", "The model this server serves (value 1).", ["model_version", "source"],
-    multiprocess_mode="max",
-)  # fmt: skip
+
+class ServiceMetrics:
+    """The service's metrics; `service_metrics()` creates them once per process."""
+
+    def __init__(self) -> None:
+        self.requests = Counter(
+            "ride_duration_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
+        )
+        self.latency = Histogram(
+            "ride_duration_http_request_duration_seconds",
+            "Time to answer a request, in seconds.",
+            ["route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.predicted = Histogram(
+            "ride_duration_predicted_minutes",
+            "Predicted ride durations, in minutes.",
+            buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90),
+        )
+        self.batch = Histogram(
+            "ride_duration_batch_size", "Rides per POST /predict.", buckets=(1, 2, 5, 10, 50, 100, 500, 1000)
+        )
+        self.model = Gauge(
+            "ride_duration_model_info", "The model this server serves (value 1).", ["model_version", "source"],
+            multiprocess_mode="max",
+        )  # fmt: skip
+
+
+@functools.cache
+def service_metrics() -> ServiceMetrics:
+    """The metrics of this process, created on first use; fails naming an unusable metrics folder."""
+    folder = os.environ.get(MULTIPROC_DIR)
+    if folder:
+        ensure_folder(folder)
+        # prometheus-client asks os.getpid() (a system call) on every update to notice a fork; the
+        # process module knows it without asking. Set before the metrics are created.
+        values.ValueClass = values.MultiProcessValue(process_identifier=process.pid)
+    return ServiceMetrics()
+
+
+def ensure_folder(folder: str) -> None:
+    """Create the multiprocess folder (and its parents) if it is missing; say why if it cannot be."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(f"{MULTIPROC_DIR}={folder}: cannot create the metrics folder ({error})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SettingsError(f"{MULTIPROC_DIR}={folder}: the metrics folder is not writable")
 
 
 FLUSH_SECONDS = 1.0
@@ -109,7 +140,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 def init_metrics(app: Flask, model_version: str, source: str) -> None:
     """Record the served model; expose GET /metrics. Requests are counted by `RequestMetrics`."""
-    MODEL.labels(model_version=model_version, source=source).set(1)
+    service_metrics().model.labels(model_version=model_version, source=source).set(1)
     app.add_url_rule("/metrics", "metrics", _metrics)
 
 
@@ -117,6 +148,7 @@ class RequestMetrics:
     """An observer counting each answered request by method, route and status, and timing it."""
 
     def __init__(self) -> None:
+        self._metrics = service_metrics()
         # Looking a labelled child up by its labels costs more than updating it: keep them.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -126,7 +158,7 @@ class RequestMetrics:
         children = self._children.get(key)
         if children is None:
             method, route, status = key
-            children = REQUESTS.labels(method, route, str(status)), LATENCY.labels(route)
+            children = self._metrics.requests.labels(method, route, str(status)), self._metrics.latency.labels(route)
             self._children[key] = children
         counter, latency = children
         PENDING.inc(counter)
@@ -134,13 +166,14 @@ class RequestMetrics:
 
 
 def observe_predictions(durations: list[float]) -> None:
-    PENDING.observe(BATCH, [len(durations)])
-    PENDING.observe(PREDICTED, durations)
+    metrics = service_metrics()
+    PENDING.observe(metrics.batch, [len(durations)])
+    PENDING.observe(metrics.predicted, durations)
 
 
 def _metrics() -> Response:
     PENDING.flush()  # this worker's own counts are exact; the others' at most FLUSH_SECONDS late
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+    if MULTIPROC_DIR in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

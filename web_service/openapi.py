@@ -98,7 +98,10 @@ def build_document(max_batch: int, protected: bool) -> dict[str, Any]:
                     "security": security,
                     "requestBody": {
                         "required": True,
-                        "content": {JSON: {"schema": _ref("Invocation")}, "text/csv": {"schema": {"type": "string"}}},
+                        "content": {
+                            JSON: {"schema": _ref("Invocation")},
+                            "text/csv": {"schema": _csv_schema(max_batch)},
+                        },
                     },
                     "responses": {
                         "200": _json(
@@ -153,25 +156,42 @@ def build_document(max_batch: int, protected: bool) -> dict[str, Any]:
 
 def _invocation_schema(max_batch: int) -> dict[str, Any]:
     records = {"type": "array", "items": _ref("Ride"), "minItems": 1, "maxItems": max_batch}
+    fields = RIDE.json_schema()["properties"]
+    row = {"type": "array", "prefixItems": list(fields.values()), "minItems": len(fields), "maxItems": len(fields)}
     split = {
         "type": "object",
         "required": ["columns", "data"],
         "properties": {
-            "columns": {"const": ["PULocationID", "DOLocationID", "trip_distance"]},
-            "data": {"type": "array", "minItems": 1, "maxItems": max_batch, "items": {
-                "type": "array", "prefixItems": [
-                    {"type": "integer", "minimum": 1, "maximum": 265},
-                    {"type": "integer", "minimum": 1, "maximum": 265},
-                    {"type": "number", "minimum": 0, "exclusiveMaximum": 500},
-                ], "minItems": 3, "maxItems": 3}},
+            "columns": {"const": list(fields)},
+            "data": {"type": "array", "minItems": 1, "maxItems": max_batch, "items": row},
         },
-    }  # fmt: skip
+    }
     forms = {"dataframe_split": split, "dataframe_records": records, "instances": records, "inputs": records}
     return {
+        "description": "Exactly one of the four input keys; any other key (such as MLflow's params) is ignored.",
         "oneOf": [
-            {"type": "object", "required": [key], "properties": {key: schema}, "additionalProperties": False}
+            {
+                "type": "object",
+                "required": [key],
+                "properties": {key: schema} | {other: False for other in forms if other != key},
+            }
             for key, schema in forms.items()
-        ]
+        ],
+    }
+
+
+# A CSV ride: zones 1..265, a distance of at least 0 and below 500 miles (RIDE's rules, as text).
+_CSV_ZONE = "(?:[1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-5][0-9]|26[0-5])"
+_CSV_DISTANCE = "(?:[0-9]|[1-9][0-9]|[1-4][0-9][0-9])(?:\\.[0-9]+)?"
+
+
+def _csv_schema(max_batch: int) -> dict[str, Any]:
+    row = f"{_CSV_ZONE},{_CSV_ZONE},{_CSV_DISTANCE}"
+    return {
+        "type": "string",
+        "pattern": f"^PULocationID,DOLocationID,trip_distance(?:\\r?\\n{row}){{1,{max_batch}}}(?:\\r?\\n)?$",
+        "description": "A header row, then one ride per row. The pattern is the plain form; as in MLflow, the "
+        "columns may also come in another order, quoted, or among others, which are ignored.",
     }
 
 

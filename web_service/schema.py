@@ -6,13 +6,35 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, Strict, StrictInt, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, GetPydanticSchema, Strict, TypeAdapter, ValidationError
+from pydantic_core import core_schema
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from web_service.errors import ErrorDetail, InvalidRequest
 
 # TLC taxi zones are numbered 1..265; 264 and 265 are the "unknown" zones and are accepted.
-ZoneID = Annotated[StrictInt, Field(ge=1, le=265)]
+FIRST_ZONE, LAST_ZONE = 1, 265
+# A zone is an integer as JSON Schema counts them, so 14.0 too: pandas writes an integer column
+# holding nulls as floats. It is validated into the int 14 (features "14_50", never "14.0_50");
+# 14.5 is refused, and so are strings and booleans: a client bug, not a zone.
+_INTEGER_ZONE = core_schema.int_schema(ge=FIRST_ZONE, le=LAST_ZONE, strict=True)
+_ANY_NUMBER = core_schema.union_schema(
+    [core_schema.int_schema(strict=True), core_schema.float_schema(strict=True)], custom_error_type="int_type"
+)
+_ZONE = core_schema.lax_or_strict_schema(
+    # The contract. The range is checked on the number first: 1e300 is out of range, not too big an int.
+    lax_schema=core_schema.chain_schema([
+        _ANY_NUMBER,
+        core_schema.float_schema(ge=FIRST_ZONE, le=LAST_ZONE, allow_inf_nan=False),
+        core_schema.int_schema(),  # 14.0 -> 14; 14.5 -> "a valid integer, got a number with a fractional part"
+    ]),
+    # Integers alone: the fast path parse_rides tries first.
+    strict_schema=_INTEGER_ZONE,
+)  # fmt: skip
+# The document shows the contract, which is exactly what JSON Schema means by integer, 1 to 265.
+ZoneID = Annotated[
+    int, GetPydanticSchema(lambda _type, _handler: _ZONE, lambda _schema, handler: handler(_INTEGER_ZONE))
+]
 # Miles. The longest real NYC taxi rides are around 100 miles; TLC records beyond this are errors.
 MAX_TRIP_DISTANCE = 500.0
 # Strict: a string or a boolean is a client bug, not a distance.
@@ -32,6 +54,8 @@ class Ride(TypedDict):
 # Validating into plain dicts: a quarter of the cost of a model instance dumped back to a dict.
 RIDE = TypeAdapter(Ride)
 _RIDE_LIST = TypeAdapter(list[Ride])
+# The fast path stops a batch at its first error: the contract decides from there.
+_RIDE_LIST_FAST = TypeAdapter(Annotated[list[Ride], Field(fail_fast=True)])
 
 
 @dataclass
@@ -45,7 +69,7 @@ class RideRequest:
 def parse_rides(payload: Any, max_batch: int) -> RideRequest:
     """Validate a decoded JSON body as one ride or a list of rides; say what is wrong otherwise."""
     if isinstance(payload, dict):
-        return RideRequest([_validate(RIDE.validate_python, payload, "invalid ride")], is_batch=False)
+        return RideRequest([_validate(RIDE, RIDE, payload, "invalid ride")], is_batch=False)
     if not isinstance(payload, list):
         raise InvalidRequest(
             "the body must be a ride (JSON object) or a list of rides",
@@ -56,12 +80,19 @@ def parse_rides(payload: Any, max_batch: int) -> RideRequest:
             f"a batch holds 1 to {max_batch} rides, this one {len(payload)}",
             [ErrorDetail("body", f"1 to {max_batch} rides", len(payload))],
         )
-    return RideRequest(_validate(_RIDE_LIST.validate_python, payload, "invalid rides"), is_batch=True)
+    return RideRequest(_validate(_RIDE_LIST_FAST, _RIDE_LIST, payload, "invalid rides"), is_batch=True)
 
 
-def _validate(validate, payload: Any, what: str):
+def _validate(fast: TypeAdapter, contract: TypeAdapter, payload: Any, what: str) -> Any:
+    # Zones almost always come as integers: strict validation takes only those, as fast as before
+    # 14.0 was allowed (0.30 us a ride; the contract alone takes 0.48). Anything it refuses (14.0,
+    # or an error) is decided by the contract, which names every error.
     try:
-        return validate(payload)
+        return fast.validate_python(payload, strict=True)
+    except ValidationError:
+        pass
+    try:
+        return contract.validate_python(payload)
     except ValidationError as error:
         details = [_detail(item) for item in error.errors(include_url=False)]
         fields = ", ".join(detail.field for detail in details)

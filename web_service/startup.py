@@ -11,6 +11,7 @@ from flask import Flask
 
 from web_service.app import create_app
 from web_service.errors import StartupError
+from web_service.metrics import service_metrics
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
 from web_service.views import is_ready, serving
@@ -42,6 +43,7 @@ def build_app(load: Loader, environ: Mapping[str, str] | None = None) -> Flask:
     """Load settings and model once; on failure log why and exit, never serve half-alive."""
     configure_logging()
     try:
+        service_metrics()  # an unusable PROMETHEUS_MULTIPROC_DIR fails here, before a model is loaded for nothing
         settings, predictor = load(os.environ if environ is None else environ)
     except StartupError as error:
         logger.error("cannot start: %s", error.message)

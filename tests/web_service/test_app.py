@@ -86,6 +86,45 @@ def test_predict_non_finite_distance_gets_400_echoing_it_as_text(client):
     ]
 
 
+def a_pair_seen_in_training(pipeline) -> tuple[int, int]:
+    """A pickup/dropoff pair with its own DictVectorizer column: a wrong key would change the answer."""
+    name = next(name for name in pipeline.named_steps["dictvectorizer"].feature_names_ if name.startswith("PU_DO="))
+    pickup, dropoff = name.removeprefix("PU_DO=").split("_")
+    return int(pickup), int(dropoff)
+
+
+def test_predict_accepts_integral_float_zones_and_predicts_as_for_integers(client, linear_pipeline):
+    pickup, dropoff = a_pair_seen_in_training(linear_pipeline)
+    ride = {"PULocationID": pickup, "DOLocationID": dropoff, "trip_distance": 3.0}
+    as_floats = f'{{"PULocationID": {pickup}.0, "DOLocationID": {dropoff}.0, "trip_distance": 3.0}}'
+    expected = linear_pipeline.predict([prepare_features(ride)])[0]
+    assert expected != linear_pipeline.predict([{"trip_distance": 3.0}])[0]  # the pair's own column counts
+
+    one = client.post("/predict", data=as_floats, content_type="application/json")
+    batch = client.post("/predict", data=f"[{json.dumps(ride)}, {as_floats}]", content_type="application/json")
+
+    assert one.status_code == 200
+    assert one.json == {"duration": expected, "model_version": MODEL_VERSION}
+    assert batch.json == [{"duration": expected, "model_version": MODEL_VERSION}] * 2
+
+
+def test_predict_a_zone_with_a_fractional_part_gets_400_naming_it(client):
+    response = client.post("/predict", json=RIDE | {"PULocationID": 14.5})
+
+    assert response.status_code == 400
+    assert response.json == error(
+        "invalid_request",
+        "invalid ride: PULocationID",
+        [
+            {
+                "field": "PULocationID",
+                "expected": "a valid integer, got a number with a fractional part",
+                "received": 14.5,
+            }
+        ],
+    )
+
+
 def test_predict_ignores_extra_fields(client):
     plain = client.post("/predict", json=RIDE).json
     extra = client.post("/predict", json=RIDE | {"fare_amount": 12.5, "VendorID": 2}).json
@@ -229,15 +268,31 @@ def test_unknown_route_gets_json_404(client):
     assert response.json == error("not_found", "no endpoint at /nope; the API is described at /openapi.json and /docs")
 
 
-def test_wrong_method_gets_json_405(client):
-    response = client.get("/predict")
+@pytest.mark.parametrize(
+    ("method", "path", "allow", "expected"),
+    [
+        ("GET", "/predict", "OPTIONS, POST", "POST"),
+        ("DELETE", "/health", "GET, HEAD, OPTIONS", "GET"),
+        ("TRACE", "/invocations", "OPTIONS, POST", "POST"),
+    ],
+)
+def test_wrong_method_gets_405_with_an_allow_header_listing_the_paths_methods(client, method, path, allow, expected):
+    response = client.open(path, method=method)
 
     assert response.status_code == 405
+    assert response.headers["Allow"] == allow
     assert response.json == error(
         "method_not_allowed",
-        "GET is not allowed on /predict",
-        [{"field": "method", "expected": "POST", "received": "GET"}],
+        f"{method} is not allowed on {path}",
+        [{"field": "method", "expected": expected, "received": method}],
     )
+
+
+def test_options_lists_the_same_methods_as_a_405(client):
+    def methods(response):
+        return set(response.headers["Allow"].split(", "))
+
+    assert methods(client.options("/predict")) == methods(client.get("/predict")) == {"OPTIONS", "POST"}
 
 
 class FailsOnLongRides:

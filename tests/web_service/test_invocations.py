@@ -137,3 +137,34 @@ def test_invocations_needs_the_token_when_one_is_set(predictor):
     assert client.post("/invocations", json=body).status_code == 401
     assert client.post("/invocations", json=body, headers={"Authorization": "Bearer t0k3n"}).status_code == 200
     assert client.get("/ping").status_code == 200
+
+
+def test_a_split_with_integral_float_zones_as_pandas_writes_them_predicts_as_with_integers(client, expected):
+    data = [[float(ride["PULocationID"]), float(ride["DOLocationID"]), ride["trip_distance"]] for ride in RIDES]
+
+    response = client.post("/invocations", json={"dataframe_split": {"columns": COLUMNS, "data": data}})
+
+    assert response.status_code == 200
+    assert response.json == {"predictions": expected}
+
+
+@pytest.mark.parametrize(("row", "received"), [([10, 50, 40, 99], 4), ([10, 50], 2), ({"PULocationID": 10}, "object")])
+def test_a_split_row_that_is_not_one_value_per_column_gets_400(client, row, received):
+    body = {"dataframe_split": {"columns": COLUMNS, "data": [[10, 50, 40], row]}}
+
+    response = client.post("/invocations", json=body)
+
+    assert response.status_code == 400
+    assert response.json == {
+        "error": {
+            "code": "invalid_request",
+            "message": "dataframe_split.data[1] must hold 3 values, one per column",
+            "details": [{"field": "[1]", "expected": "3 values", "received": received}],
+        }
+    }
+
+
+def test_keys_besides_the_one_input_key_are_ignored(client, expected):
+    body = {"instances": RIDES, "params": {"ignored": True}, "x-extra": 42}
+
+    assert client.post("/invocations", json=body).json == {"predictions": expected}

@@ -1,4 +1,8 @@
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from web_service.errors import SettingsError
+from web_service.metrics import ensure_folder
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -43,3 +47,32 @@ def test_model_info_names_the_served_model(client):
     info = count(samples(client), "ride_duration_model_info", model_version="test-model-1", source="test fixture")
 
     assert info == 1
+
+
+def test_a_missing_metrics_folder_is_created_with_its_parents(tmp_path):
+    folder = tmp_path / "not" / "yet" / "there"
+
+    ensure_folder(str(folder))
+
+    assert folder.is_dir()
+
+
+def test_a_metrics_folder_that_cannot_be_created_is_a_settings_error_naming_the_variable_path_and_cause(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    folder = tmp_path / "a-file" / "metrics"
+
+    with pytest.raises(SettingsError) as refused:
+        ensure_folder(str(folder))
+
+    assert refused.value.message == (
+        f"PROMETHEUS_MULTIPROC_DIR={folder}: cannot create the metrics folder ([Errno 20] Not a directory: '{folder}')"
+    )
+
+
+def test_a_metrics_folder_that_cannot_be_written_is_a_settings_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # root may write anywhere: stand in for a user
+
+    with pytest.raises(SettingsError) as refused:
+        ensure_folder(str(tmp_path))
+
+    assert refused.value.message == f"PROMETHEUS_MULTIPROC_DIR={tmp_path}: the metrics folder is not writable"
