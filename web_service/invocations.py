@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -24,6 +25,8 @@ from web_service.schema import json_type
 from web_service.views import json_response, predict_rides, read_json
 
 mlflow_protocol = Blueprint("mlflow_protocol", __name__)
+INTEGER = re.compile(r"[-+]?[0-9]+")
+DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
@@ -128,10 +131,13 @@ def _csv_records(text: str) -> list[dict[str, Any]]:
 
 
 def _number(value: str | None) -> Any:
-    # CSV has no types: "10" is the integer 10, "1.5" the number 1.5; anything else stays text.
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except (TypeError, ValueError):
-            continue
+    # CSV has no types: "10" is the integer 10, "1.5" or "1e-05" the number; anything else stays
+    # text, for validation to refuse. Python's int() and float() would also take "1_0", " 10 ",
+    # "nan" and "infinity": not numbers a CSV writer makes.
+    if value is None:
+        return value
+    if INTEGER.fullmatch(value):
+        return int(value)
+    if DECIMAL.fullmatch(value):
+        return float(value)
     return value

@@ -168,3 +168,27 @@ def test_keys_besides_the_one_input_key_are_ignored(client, expected):
     body = {"instances": RIDES, "params": {"ignored": True}, "x-extra": 42}
 
     assert client.post("/invocations", json=body).json == {"predictions": expected}
+
+
+@pytest.mark.parametrize(
+    ("value", "field"), [("1_0", "PULocationID"), (" 10", "PULocationID"), ("nan", "trip_distance")]
+)
+def test_csv_values_python_reads_as_numbers_but_no_csv_writer_makes_are_refused(client, value, field):
+    ride = {"PULocationID": "10", "DOLocationID": "50", "trip_distance": "1.5"} | {field: value}
+    body = ",".join(COLUMNS) + "\n" + ",".join(ride[c] for c in COLUMNS)
+
+    response = client.post("/invocations", data=body, content_type="text/csv")
+
+    assert response.status_code == 400
+    [detail] = response.json["error"]["details"]
+    assert (detail["field"], detail["received"]) == (f"[0].{field}", value)
+
+
+def test_csv_numbers_as_pandas_writes_them_are_read(client, linear_pipeline):
+    body = ",".join(COLUMNS) + "\n10.0,50,1e-05\n+3,7,.5\n"
+    rides = [{"PULocationID": 10, "DOLocationID": 50, "trip_distance": 1e-05},
+             {"PULocationID": 3, "DOLocationID": 7, "trip_distance": 0.5}]  # fmt: skip
+
+    response = client.post("/invocations", data=body, content_type="text/csv")
+
+    assert response.json == {"predictions": linear_pipeline.predict([prepare_features(r) for r in rides]).tolist()}
