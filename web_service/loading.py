@@ -12,7 +12,7 @@ here, so that each is held to the same rules:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -73,11 +73,16 @@ def unpickle_model(
 
 def admit(pipeline: Any, provenance: Provenance, where: str) -> tuple[Any, Engine, Probe | None]:
     """Check the model's features, pick its engine, and say in one line what it was made with."""
+    # Whatever the format (skops too): a forest saved with n_jobs=-1 predicts with 1, reproducibly.
+    if mended := unpickle.mend(pipeline):
+        provenance = replace(provenance, mended=(*provenance.mended, *mended))
     check_features(pipeline, where)
     model, engine, probe = fastpath.choose(pipeline, where)
     engine = Engine(engine.name, engine.detail, provenance.describe())
     if provenance.foreign:
         report(where, provenance, engine)
+    elif mended:
+        logger.info("%s: mended on load: %s", where, ", ".join(mended))
     return model, engine, probe
 
 
