@@ -88,6 +88,7 @@ def _fetch(source: Source, cache: ModelCache, settings: ModelSettings) -> tuple[
 
         return resolved, cache.put(resolved.key, fill)
 
+    source.prepare()  # `import mlflow` takes seconds; it is not the server being slow
     resolved, entry = with_retries(fetch, source.description, settings.load_timeout_s)
     return resolved, entry, f"{source.description}, cached in {entry}"
 

@@ -93,6 +93,9 @@ class ResolvedModel:
 class Source(Protocol):
     description: str
 
+    def prepare(self) -> None:
+        """Do the slow local work (importing MLflow) before MODEL_LOAD_TIMEOUT starts counting."""
+
     def resolve(self) -> ResolvedModel: ...
 
     def download(self, model: ResolvedModel, dest: Path) -> None:
@@ -110,6 +113,9 @@ class TrackingSource:
         self.tracking_uri, self.wanted = tracking_uri, wanted
         named = f"logged model {wanted.model_id}" if wanted.model_id else f"run {wanted.run_id}"
         self.description = f"tracking server {tracking_uri}, {named}"
+
+    def prepare(self) -> None:
+        _import_mlflow()
 
     def resolve(self) -> ResolvedModel:
         with failures(self.description):
@@ -141,6 +147,9 @@ class RegistrySource:
         self.tracking_uri, self.model_uri = tracking_uri, model_uri
         self.name, self.alias, self.version = match["name"], match["alias"], match["version"]
         self.description = f"model registry {tracking_uri}, {model_uri}"
+
+    def prepare(self) -> None:
+        _import_mlflow()
 
     def resolve(self) -> ResolvedModel:
         with failures(self.description):
@@ -175,6 +184,9 @@ class StoreSource:
         self.store, self.wanted = store, wanted
         named = f"logged model {wanted.model_id}" if wanted.model_id else f"run {wanted.run_id}"
         self.description = f"{store.description}, {named}"
+
+    def prepare(self) -> None:
+        """Nothing to import: boto3 is cheap, a folder is here."""
 
     def resolve(self) -> ResolvedModel:
         with failures(self.description):
@@ -254,12 +266,16 @@ def _download_model(tracking_uri: str, model: ResolvedModel, dest: Path) -> None
         _download_run_artifact(tracking_uri, model.run_id, model.preprocessor, dest)
 
 
-def _client(tracking_uri: str):
+def _import_mlflow():
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return MlflowClient
+
+
+def _client(tracking_uri: str):
+    return _import_mlflow()(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def _download_run_artifact(tracking_uri: str, run_id: str, name: str, dest: Path) -> None:
