@@ -37,9 +37,10 @@ threads = _int("GUNICORN_THREADS", 1)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-# Gunicorn's sync worker, except that on SIGTERM it answers every connection already queued for
-# it before exiting, instead of leaving them to be reset (web_service/worker.py). With threads,
-# Gunicorn's gthread worker, which has no such drain.
+# Gunicorn's sync request handling behind a small event loop (web_service/worker.py): slow
+# clients (sending or reading) cost a file descriptor, not a worker, and on SIGTERM it answers
+# every connection it holds or finds queued. With threads, Gunicorn's gthread worker, which has
+# neither.
 worker_class = "web_service.worker.DrainingWorker" if threads == 1 else "gthread"
 
 # --- loading the model -------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 # Heavier than one ride, so that a stop surely lands while requests are in flight.
@@ -65,3 +66,19 @@ def burst_with_stop(host: str, port: int, stop: Callable[[], None], clients: int
     for thread in threads:
         thread.join()
     return burst
+
+
+@contextmanager
+def steady_load(host: str, port: int, clients: int = 16, limit_s: float = 120) -> Iterator[Burst]:
+    """`clients` concurrent clients send requests back to back until the block ends."""
+    burst, stopping = Burst(), threading.Event()
+    deadline = time.monotonic() + limit_s
+    threads = [threading.Thread(target=_client, args=(host, port, burst, stopping, deadline)) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield burst
+    finally:
+        stopping.set()
+        for thread in threads:
+            thread.join()

@@ -81,13 +81,24 @@ def server_env(port: int, log: Path, **variables: str) -> dict[str, str]:
     return env | own | variables
 
 
+# An unprivileged user for the tests that must also run without root's capabilities.
+NOBODY = 65534
+
+
 @contextmanager
-def gunicorn(app: str, log: Path, wait: bool = True, **variables: str) -> Iterator[Server]:
-    """Start `gunicorn app` from the repo root and (unless told not to) wait until /health answers."""
+def gunicorn(app: str, log: Path, wait: bool = True, user: int | None = None, **variables: str) -> Iterator[Server]:
+    """Start `gunicorn app` from the repo root and (unless told not to) wait until /health answers.
+
+    With `user`, Gunicorn runs as that user and group, with no capabilities: its model cache must
+    then be a folder that user can write (set MODEL_CACHE_DIR).
+    """
     port = free_port()
+    # setpriv (util-linux) rather than Popen(user=...): the interpreter behind .venv may sit in a
+    # folder only root can search, which setpriv gets past and a plain setuid-then-exec does not.
+    drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--inh-caps=-all"] if user else []
     with log.open("w") as sink:
         process = subprocess.Popen(
-            gunicorn_command(app),
+            drop + gunicorn_command(app),
             cwd=REPO,
             env=server_env(port, log, **variables),
             stdout=sink,

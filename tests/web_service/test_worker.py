@@ -1,44 +1,40 @@
-"""The draining worker's two mechanisms, each on its own: the connection filter and the boot-time SIGTERM."""
+"""The worker's parts, each on its own: when a request is whole, and the boot-time SIGTERM.
+
+Its behaviour with real clients (slow ones, reloads, stops under load) is tested end to end in
+tests/e2e/test_worker.py and tests/e2e/test_shutdown.py."""
 
 from __future__ import annotations
 
 import os
 import queue
 import signal
-import socket
 
 import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from web_service.worker import DrainingWorker, refuse_new_connections
+from web_service.worker import HEAD_LIMIT, DrainingWorker, request_complete
 
 
-@pytest.fixture
-def listener():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    yield sock
-    sock.close()
-
-
-def test_after_the_filter_queued_connections_are_still_accepted_and_new_ones_are_not(listener):
-    queued = socket.create_connection(listener.getsockname(), timeout=2)
-
-    assert refuse_new_connections(listener)
-
-    with pytest.raises((TimeoutError, socket.timeout)):  # the SYN is dropped: no handshake completes
-        socket.create_connection(listener.getsockname(), timeout=0.5)
-    listener.settimeout(2)
-    accepted, _ = listener.accept()
-    queued.sendall(b"ping")
-    assert accepted.recv(4) == b"ping"
-    accepted.close()
-    queued.close()
-    listener.settimeout(0)
-    with pytest.raises(BlockingIOError):  # nothing else got into the queue
-        listener.accept()
+@pytest.mark.parametrize(
+    ("request_bytes", "whole"),
+    [
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n", False),  # headers still coming
+        (b"POST /predict HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345", False),
+        (b"POST /predict HTTP/1.1\r\ncontent-length:10\r\n\r\n1234567890", True),
+        (b"POST /predict HTTP/1.1\r\nContent-Length: 5000000\r\n\r\n", True),  # over the limit: 413 unread
+        (b"POST /predict HTTP/1.1\r\nContent-Length: ten\r\n\r\n", True),  # Gunicorn refuses it
+        (b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", False),
+        (b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n", False),
+        (b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", True),
+        (b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n", True),
+        (b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", True),  # malformed
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * (HEAD_LIMIT + 1), True),  # endless headers: the parser says 431
+    ],
+)
+def test_a_request_is_handed_to_gunicorn_when_whole_or_when_gunicorn_must_refuse_it(request_bytes, whole):
+    assert request_complete(request_bytes, body_limit=1_000_000) is whole
 
 
 class RecordingMaster:

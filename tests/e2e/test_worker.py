@@ -1,0 +1,162 @@
+"""The worker against real clients: slow senders and slow readers, reloads, scale-downs and recycling
+under load, as root and as an unprivileged user, and Gunicorn's own errors in the service's shape."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.burst import steady_load
+from tests.processes import NOBODY, gunicorn
+
+pytestmark = pytest.mark.e2e
+APP = "web_service_mlflow.predict:app"
+RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
+BATCH = json.dumps([RIDE] * 1000).encode()
+
+
+def address(server) -> tuple[str, int]:
+    parts = urlsplit(server.url)
+    return parts.hostname, parts.port
+
+
+def answered_within(url: str, seconds: float, tries: int = 20) -> int:
+    """How many of `tries` normal predictions were answered 200 within `seconds` each."""
+    answered = 0
+    for _ in range(tries):
+        try:
+            response = requests.post(f"{url}/predict", json=RIDE, timeout=seconds)
+            answered += response.status_code == 200
+        except requests.RequestException:
+            pass
+    return answered
+
+
+def test_fifty_slow_senders_keep_no_normal_request_waiting_over_a_second(tmp_path):
+    with gunicorn(APP, tmp_path / "slow.log") as server:  # 2 workers: make run's default on this machine
+        slow = [socket.create_connection(address(server)) for _ in range(50)]
+        for sock in slow:  # headers started, never finished: each would hold a sync worker
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        try:
+            time.sleep(0.5)
+            answered = answered_within(server.url, 1.0)
+        finally:
+            for sock in slow:
+                sock.close()
+
+    assert answered == 20
+
+
+def test_fifty_clients_that_never_read_their_answers_keep_no_normal_request_waiting(tmp_path):
+    with gunicorn(APP, tmp_path / "unread.log") as server:
+        readers = []
+        for _ in range(50):
+            sock = socket.create_connection(address(server))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(BATCH), BATCH))  # fmt: skip
+            readers.append(sock)  # an 82 KB answer each, never read
+        try:
+            time.sleep(0.5)
+            answered = answered_within(server.url, 1.0)
+        finally:
+            for sock in readers:
+                sock.close()
+
+    assert answered == 20
+
+
+def read_all(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(4096):
+        answer += chunk
+    return answer
+
+
+def test_a_request_that_never_arrives_whole_gets_a_json_408_after_the_timeout(tmp_path):
+    with gunicorn(APP, tmp_path / "timeout.log", GUNICORN_TIMEOUT="2") as server:
+        sock = socket.create_connection(address(server), timeout=10)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        answer = read_all(sock)
+        waited = time.monotonic() - started
+        sock.close()
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert json.loads(body) == {"error": {"code": "request_timeout", "details": [],
+                                          "message": "the request did not arrive whole within 2 s"}}  # fmt: skip
+    assert 1.5 < waited < 5
+
+
+def test_a_client_that_expects_100_continue_is_told_to_send_its_body(tmp_path):
+    body = json.dumps(RIDE).encode()
+    with gunicorn(APP, tmp_path / "continue.log") as server:
+        sock = socket.create_connection(address(server), timeout=5)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))  # fmt: skip
+        interim = sock.recv(4096)
+        sock.sendall(body)
+        answer = read_all(sock)
+        sock.close()
+
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b'"duration":45.50965007660852' in answer
+
+
+@pytest.fixture(params=["root", "unprivileged"])
+def who(request) -> dict:
+    """Run the server as root (with CAP_NET_ADMIN, where the old socket filter bit) and as nobody."""
+    if request.param == "root":
+        if os.geteuid() != 0:
+            pytest.skip("needs root: this run is unprivileged (the unprivileged case runs)")
+        return {}
+    if os.geteuid() != 0:
+        return {}  # already unprivileged
+    cache = Path(tempfile.mkdtemp(prefix="ride-duration-nobody-"))
+    cache.chmod(0o777)
+    return {"user": NOBODY, "MODEL_CACHE_DIR": str(cache)}
+
+
+def privileges(pid: int) -> tuple[str, bool]:
+    """The effective user ID of the Gunicorn master, and whether it holds CAP_NET_ADMIN."""
+    status = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        status[key] = value.split()
+    return status["Uid"][1], bool(int(status["CapEff"][0], 16) & (1 << 12))  # CAP_NET_ADMIN is 12
+
+
+@pytest.mark.parametrize("change", ["SIGHUP (reload)", "SIGTTOU (scale down)", "max_requests (recycling)"])
+def test_replacing_workers_under_load_fails_no_request_and_the_server_keeps_answering(tmp_path, who, change):
+    recycling = {"GUNICORN_CMD_ARGS": "--max-requests 40 --max-requests-jitter 10"} if "max_requests" in change else {}
+    with gunicorn(APP, tmp_path / "server.log", WEB_CONCURRENCY="3", **who, **recycling) as server:
+        server.wait_output("Booting worker", count=3)
+        assert privileges(server.process.pid) == ("0" if "user" not in who else str(NOBODY), "user" not in who)
+        with steady_load(*address(server), clients=12) as load:
+            time.sleep(1.5)
+            if change.startswith("SIGHUP"):
+                server.process.send_signal(signal.SIGHUP)
+                server.wait_output("Booting worker", count=6, timeout=30)
+            elif change.startswith("SIGTTOU"):
+                server.process.send_signal(signal.SIGTTOU)
+                server.wait_output("Worker exiting", count=1, timeout=30)
+            time.sleep(2.0)
+        after = answered_within(server.url, 3.0, tries=5)
+        log = server.output()
+
+    assert load.lost == [], f"{load.lost[:5]}\n{log[-3000:]}"
+    assert load.answered > 100
+    assert after == 5  # new connections are taken after the change: nothing left refusing them
+    if "max_requests" in change:
+        assert "Autorestarting worker after current request" in log
