@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.servers import start, total_pss_mb
+from bench.servers import start
 from tests.fixtures import FIXTURES, expected, store
 from tests.integration.servers import BUCKET, s3_server
+from tests.processes import total_pss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS = "2"
@@ -47,10 +48,13 @@ class Case:
 
 def fixture_cases() -> list[Case]:
     xgboost_3 = expected("mlflow3/xgboost")
-    ubj = {"MODEL_URI": f"models:/{xgboost_3.record['models']['model']}", "MODEL_ARTIFACT_ROOT": str(store("mlflow3"))}
+    ubj = {"MODEL_URI": f"models:/{xgboost_3.record['models']['model']}", "MODEL_ARTIFACT_ROOT": str(store("mlflow3")),
+           "ALLOW_PICKLE": "true"}  # fmt: skip
 
     def run(fixture: str, root: str, **extra: str) -> dict[str, str]:
-        return {"RUN_ID": expected(fixture).run_id, "MODEL_ARTIFACT_ROOT": str(store(root))} | extra
+        # Every fixture run but the skops one holds a pickle (its model or preprocessor.b): allowed explicitly.
+        trust = {} if fixture == "mlflow3/skops" else {"ALLOW_PICKLE": "true"}
+        return {"RUN_ID": expected(fixture).run_id, "MODEL_ARTIFACT_ROOT": str(store(root))} | trust | extra
 
     return [
         Case("embedded default run (yardstick)", MLFLOW_APP, {}),
@@ -102,7 +106,7 @@ def s3_cases(s3, work: Path) -> list[Case]:
         Case("MLflow 3.17 logged model, skops, S3 (scans models/ for its run)", MLFLOW_APP,
              {"RUN_ID": skops.run_id, **base}),
         Case("MLflow 3.17 logged model, xgboost by model ID, S3", MLFLOW_APP,
-             {"MODEL_URI": f"models:/{xgboost_3.record['models']['model']}", **base}),
+             {"MODEL_URI": f"models:/{xgboost_3.record['models']['model']}", "ALLOW_PICKLE": "true", **base}),
     ]  # fmt: skip
 
 
@@ -135,13 +139,16 @@ def real_models(data: Path, work: Path) -> tuple[Path, list[dict]]:
 
 def exactness_rows(out: Path, rides: list[dict], work: Path) -> list[str]:
     from web_service.bundle import load_bundle
+    from web_service.trust import granting
     from web_service_mlflow.loader import load_predictor
     from web_service_mlflow.settings import ModelSettings
 
     forest = load_bundle(out / "forest.bin")
     booster_run = json.loads((out / "xgboost" / "expected.json").read_text())["run_id"]
-    settings = {"RUN_ID": booster_run, "MODEL_ARTIFACT_ROOT": str(out / "mlruns"), "MODEL_CACHE_DIR": str(work / "c")}
-    booster = load_predictor(ModelSettings.from_env(settings))
+    settings = ModelSettings.from_env({"RUN_ID": booster_run, "MODEL_ARTIFACT_ROOT": str(out / "mlruns"),
+                                       "MODEL_CACHE_DIR": str(work / "c"), "ALLOW_PICKLE": "true"})  # fmt: skip
+    with granting(settings.trust):  # the course's preprocessor.b is a pickle
+        booster = load_predictor(settings)
     rows = []
     for label, predictor, folder in (
         ("course forest, scikit-learn 1.0.2 pickle (n_jobs=1)", forest, "forest"),
@@ -162,7 +169,7 @@ def real_cases(out: Path) -> list[Case]:
         Case("real: course forest (100 trees), scikit-learn 1.0.2, MODEL_PATH", FILE_APP,
              {"MODEL_PATH": str(out / "forest.bin")}),
         Case("real: course booster (100 rounds, depth 30), xgboost 1.5, MLflow 1.26 folder", MLFLOW_APP,
-             {"RUN_ID": booster_run, "MODEL_ARTIFACT_ROOT": str(out / "mlruns")}),
+             {"RUN_ID": booster_run, "MODEL_ARTIFACT_ROOT": str(out / "mlruns"), "ALLOW_PICKLE": "true"}),
     ]  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from tests.processes import free_port, gunicorn_command, server_env
+from tests.processes import free_port, gunicorn_command, process_tree, server_env
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -49,36 +49,6 @@ def start(app: str, log: Path, timeout: float = 120, **variables: str) -> Starte
     process.kill()
     process.wait()
     raise RuntimeError(f"{app} did not answer a prediction (exit {process.returncode}):\n{log.read_text()}")
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and every process below it."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                # The command name may hold spaces and parentheses: the fields after the last ")".
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    tree, frontier = [pid], [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
-
-
-def total_pss_mb(pid: int) -> float:
-    """Proportional set size of a process tree: shared pages counted once, split between sharers."""
-    total_kb = 0
-    for member in process_tree(pid):
-        try:
-            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        total_kb += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
-    return total_kb / 1024
 
 
 def cpu_seconds(pid: int) -> float:

@@ -35,6 +35,7 @@ import requests
 
 from bench import servers, wrk
 from bench.servers import RIDE
+from tests.processes import total_pss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RIDES = REPO.parent / "shared" / "data" / "green_tripdata_2021-02.parquet"
@@ -107,7 +108,7 @@ def measure(names: list[str], workdir: Path, args: argparse.Namespace) -> dict[s
                     url = f"{running[name][0].url}/predict"
                     loads[name, case].append(wrk.run(url, body, threads, connections, args.seconds))
                     if case == "saturated":  # memory as it stands after serving at full load
-                        pss[name] = servers.total_pss_mb(running[name][0].process.pid)
+                        pss[name] = total_pss_mb(running[name][0].process.pid)
                     # A slow server is still answering what wrk left queued: the next must not share the CPU.
                     servers.wait_idle(running[name][0].process.pid)
             print(f"{case}: done", file=sys.stderr)

@@ -25,6 +25,8 @@ MODEL_VARIABLES = (
     "MODEL_ARTIFACT_ROOT",
     "MODEL_CACHE_DIR",
     "MODEL_PATH",
+    "ALLOW_PICKLE",
+    "SKOPS_TRUSTED_TYPES",
 )
 
 
@@ -125,3 +127,33 @@ def run_until_exit(app: str, log: Path, timeout: float = 90, **variables: str) -
         timeout=timeout,
         check=False,
     )
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The command name may hold spaces and parentheses: the fields after the last ")".
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def total_pss_mb(pid: int) -> float:
+    """Proportional set size of a process tree: shared pages counted once, split between sharers."""
+    total_kb = 0
+    for member in process_tree(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        total_kb += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    return total_kb / 1024
