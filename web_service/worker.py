@@ -59,6 +59,7 @@ LINGER_S = 2.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.IGNORECASE)
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _EXPECT_CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue", re.IGNORECASE)
 
 
@@ -78,6 +79,24 @@ def request_complete(data: bytes | bytearray, body_limit: int) -> bool:
     except ValueError:
         return True  # Gunicorn's parser refuses it
     return length > body_limit or body >= length  # too long: the app answers 413 unread
+
+
+def refusal(head: bytes) -> tuple[int, str, str] | None:
+    """The answer to a request whose body cannot be framed, before anything waits for that body.
+
+    Only chunked is decoded, and it must come last (RFC 9112 6.1); Gunicorn would read the others
+    as if there were no transfer coding at all.
+    """
+    codings = [c.strip().lower() for m in _TRANSFER_ENCODING.finditer(head) for c in m.group(1).split(b",")]
+    codings = [c for c in codings if c]
+    if not codings or codings == [b"chunked"]:
+        return None
+    if codings.count(b"chunked") > 1:
+        return 400, "Bad Request", "chunked is given more than once"
+    if codings[-1] != b"chunked" and b"chunked" in codings:
+        return 400, "Bad Request", "chunked must be the last transfer coding of a request"
+    unknown = b", ".join(c for c in codings if c != b"chunked").decode("latin-1")
+    return 501, "Not Implemented", f"transfer coding {unknown!r} is not supported; send chunked or a Content-Length"
 
 
 def _chunks_complete(data: bytes | bytearray, start: int) -> bool:
@@ -108,6 +127,7 @@ class Connection:
     request: bytearray = field(default_factory=bytearray)
     answer: bytearray = field(default_factory=bytearray)
     sent_continue: bool = False
+    head_checked: bool = False
     close_requested: bool = False
     unread_left: bool = False  # the app answered before reading the whole body
 
@@ -198,6 +218,10 @@ def json_error(status: int, reason: str, message: str) -> bytes:
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
     return head.encode("latin-1") + body
+
+
+def _ip(addr: Any) -> str:
+    return addr[0] if isinstance(addr, tuple) and addr else str(addr)
 
 
 class DrainingWorker(SyncWorker):
@@ -328,6 +352,12 @@ class DrainingWorker(SyncWorker):
             return self._close(connection)
         if data:
             connection.request += data
+        if not connection.head_checked and (head_end := connection.request.find(b"\r\n\r\n")) >= 0:
+            connection.head_checked = True
+            if refused := refusal(bytes(connection.request[:head_end])):
+                return self._answer_early(connection, *refused)
+        elif not connection.head_checked and b"\n\n" in connection.request:  # would wait for a CRLF forever
+            return self._answer_early(connection, 400, "Bad Request", "header lines must end with CRLF")
         if request_complete(connection.request, self.body_limit):
             self._serve(connection, complete=True)
         elif len(connection.request) > self.body_limit:
@@ -388,14 +418,17 @@ class DrainingWorker(SyncWorker):
             if connection.close_requested:  # the client does not read its answer, or lingers
                 self._close(connection)
                 continue
-            self.log.info(
-                "request from %s not received whole within %.0f s: 408", connection.addr, self.request_timeout
-            )
-            connection.answer[:] = json_error(408, "Request Timeout", f"the request did not arrive whole within "
-                                              f"{self.request_timeout:g} s")  # fmt: skip
-            connection.close_requested, connection.unread_left = True, True
-            connection.deadline = now + LINGER_S
-            self._send(connection)
+            message = f"the request did not arrive whole within {self.request_timeout:g} s"
+            self._answer_early(connection, 408, "Request Timeout", message)
+
+    def _answer_early(self, connection: Connection, status: int, reason: str, message: str) -> None:
+        """Answer before the request is whole (or instead of it) and close, the rest unread."""
+        self.log.warning("Invalid request from ip=%s: %s", _ip(connection.addr), message)
+        self._unwatch(connection)
+        connection.answer[:] = json_error(status, reason, message)
+        connection.close_requested, connection.unread_left = True, True
+        connection.deadline = time.monotonic() + LINGER_S
+        self._send(connection)
 
     def _watch(self, connection: Connection, events: int) -> None:
         try:

@@ -13,7 +13,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from web_service.worker import HEAD_LIMIT, DrainingWorker, request_complete
+from web_service.worker import HEAD_LIMIT, DrainingWorker, refusal, request_complete
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,22 @@ def test_other_queued_master_signals_leave_a_booting_worker_serving(restored_sig
     worker.init_signals()
 
     assert worker.alive is True and worker.terminating is False
+
+
+@pytest.mark.parametrize(
+    ("codings", "answer"),
+    [
+        (b"chunked", None),
+        (b"Chunked", None),
+        (b"gzip", 501),
+        (b"gzip, chunked", 501),
+        (b"chunked, gzip", 400),  # chunked not last: the body cannot be framed
+        (b"chunked\r\nTransfer-Encoding: chunked", 400),  # twice: the body cannot be framed
+    ],
+)
+def test_a_transfer_coding_other_than_chunked_is_answered_before_its_body_is_awaited(codings, answer):
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings
+
+    refused = refusal(head)
+
+    assert (refused[0] if refused else None) == answer
