@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from bench import servers, wrk
+from bench import wrk
+from tests.processes import process_tree, total_pss_mb
 
 # wrk 4.1's report for `wrk -t2 -c32 -d10s --latency -s post.lua URL`, as printed.
 REPORT = """Running 10s test @ http://127.0.0.1:40000/predict
@@ -44,9 +45,9 @@ def test_a_report_without_errors_counts_no_failure():
 def test_a_process_tree_holds_the_children_and_their_memory_adds_up():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        tree = servers.process_tree(os.getpid())
-        alone = servers.total_pss_mb(child.pid)
-        together = servers.total_pss_mb(os.getpid())
+        tree = process_tree(os.getpid())
+        alone = total_pss_mb(child.pid)
+        together = total_pss_mb(os.getpid())
     finally:
         child.kill()
         child.wait()
