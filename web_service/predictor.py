@@ -8,6 +8,7 @@ import platform
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from web_service.compiled import model_facts
 from web_service.fastpath import Engine
 from web_service.features import FEATURE_NAMES, prepare_features
+from web_service.redact import shown, shown_tree
 
 # The course's example ride: what the self-check predicts before the service calls itself ready.
 EXAMPLE_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40.0}
@@ -46,6 +48,11 @@ class Predictor:
         # What the loader knows: run ID, registry name and version, training params and metrics.
         self.metadata = dict(metadata or {})
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def publish(self, roots: Mapping[Path, str]) -> None:
+        """Show source and metadata as the open /model and the metrics may: no secret, no machine path."""
+        self.source = shown(self.source, roots)
+        self.metadata = shown_tree(self.metadata, roots)
 
     def predict(self, rides: Sequence[Mapping[str, Any]]) -> list[float]:
         """Predict one duration per ride, in the order given."""

@@ -13,6 +13,7 @@ from web_service.app import create_app
 from web_service.errors import StartupError
 from web_service.metrics import service_metrics
 from web_service.predictor import Predictor
+from web_service.redact import display_roots
 from web_service.settings import AppSettings
 from web_service.views import is_ready, serving
 
@@ -42,12 +43,14 @@ def configure_logging() -> None:
 def build_app(load: Loader, environ: Mapping[str, str] | None = None) -> Flask:
     """Load settings and model once; on failure log why and exit, never serve half-alive."""
     configure_logging()
+    environ = os.environ if environ is None else environ
     try:
         service_metrics()  # an unusable PROMETHEUS_MULTIPROC_DIR fails here, before a model is loaded for nothing
-        settings, predictor = load(os.environ if environ is None else environ)
+        settings, predictor = load(environ)
     except StartupError as error:
         logger.error("cannot start: %s", error.message)
         raise SystemExit(EXIT_STARTUP_FAILED) from None
+    predictor.publish(display_roots(environ))  # before the metrics label the model with its source
     app = create_app(settings, predictor)
     if not is_ready(app):
         logger.error("cannot start: model %s failed its self-check: %s", predictor.model_version,

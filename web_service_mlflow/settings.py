@@ -20,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 
 from web_service.errors import SettingsError
+from web_service.redact import redact_uri
 from web_service.settings import AppSettings, Environ, env_int, env_str, model_cache_dir
 from web_service_mlflow.layout import DEFAULT_RUN_FILE, LOCAL_STORE
 
@@ -74,7 +75,7 @@ class ModelSettings:
         if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
             raise SettingsError(f"RUN_ID must be an MLflow run ID (32 lowercase hex digits), got {run_id!r}")
         if root and not _supported_root(root):
-            raise SettingsError(f"MODEL_ARTIFACT_ROOT must be s3://bucket/prefix or a folder, got {root!r}")
+            raise SettingsError(f"MODEL_ARTIFACT_ROOT must be s3://bucket/prefix or a folder, got {redact_uri(root)!r}")
         is_default = run_id is None and model_uri is None and model_id is None
         return cls(
             kind=_kind(run_id or model_id, model_uri, tracking_uri, root),
@@ -107,7 +108,7 @@ def _named_model(
     elif model_uri and not model_uri.startswith("models:/"):
         raise SettingsError(
             f"MODEL_URI must be models:/<name>@<alias>, models:/<name>/<version>, models:/m-<id> or "
-            f"runs:/<RUN_ID>/<path>, got {model_uri!r}"
+            f"runs:/<RUN_ID>/<path>, got {redact_uri(model_uri)!r}"
         )
     if artifact_path and run_id is None:
         raise SettingsError(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from web_service.errors import ModelLoadError
+from web_service.redact import redact, redact_uri
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
 from web_service_mlflow.retry import TransientError
 from web_service_mlflow.runmodels import RunModel, choose_model
@@ -112,7 +113,7 @@ class TrackingSource:
     def __init__(self, tracking_uri: str, wanted: Wanted) -> None:
         self.tracking_uri, self.wanted = tracking_uri, wanted
         named = f"logged model {wanted.model_id}" if wanted.model_id else f"run {wanted.run_id}"
-        self.description = f"tracking server {tracking_uri}, {named}"
+        self.description = f"tracking server {redact_uri(tracking_uri)}, {named}"
 
     def prepare(self) -> None:
         _import_mlflow()
@@ -143,10 +144,12 @@ class RegistrySource:
     def __init__(self, tracking_uri: str, model_uri: str) -> None:
         match = MODEL_URI_PATTERN.fullmatch(model_uri)
         if match is None:
-            raise ModelLoadError(f"MODEL_URI={model_uri!r} is not models:/<name>@<alias> or models:/<name>/<version>")
+            raise ModelLoadError(
+                f"MODEL_URI={redact_uri(model_uri)!r} is not models:/<name>@<alias> or models:/<name>/<version>"
+            )
         self.tracking_uri, self.model_uri = tracking_uri, model_uri
         self.name, self.alias, self.version = match["name"], match["alias"], match["version"]
-        self.description = f"model registry {tracking_uri}, {model_uri}"
+        self.description = f"model registry {redact_uri(tracking_uri)}, {redact_uri(model_uri)}"
 
     def prepare(self) -> None:
         _import_mlflow()
@@ -376,5 +379,6 @@ def _s3_error(error: BaseException) -> tuple[str, int] | None:
 
 def _short(error: BaseException) -> str:
     text = getattr(error, "message", None) or str(error) or type(error).__name__
-    # A REST error reads "RESOURCE_DOES_NOT_EXIST: Run ... not found"; the code adds nothing.
-    return re.sub(r"^[A-Z_]+: ", "", text.splitlines()[0])[:300]
+    # A REST error reads "RESOURCE_DOES_NOT_EXIST: Run ... not found"; the code adds nothing. Its URLs
+    # carry the tracking URI's or the S3 endpoint's credentials, if they had any.
+    return redact(re.sub(r"^[A-Z_]+: ", "", text.splitlines()[0]))[:300]

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import yaml
 
 from web_service.errors import ModelLoadError
+from web_service.redact import redact_uri
 from web_service_mlflow.runmodels import RunModel, choose_model
 
 RUN_ID_NAME = re.compile(r"[0-9a-f]{32}")
@@ -197,7 +198,7 @@ class S3Store:
     def __init__(self, root: str, client_factory) -> None:
         parsed = urlparse(root)
         self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
-        self.description = f"S3 {root.rstrip('/')}"
+        self.description = f"S3 {redact_uri(root.rstrip('/'))}"
         self._client_factory, self._client = client_factory, None
 
     @property

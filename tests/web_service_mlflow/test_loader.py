@@ -90,5 +90,5 @@ def test_a_cached_run_starts_without_importing_mlflow_skops_or_scikit_learn(tmp_
 
     assert done.returncode == 0, done.stderr
     source, heavy_imports = done.stdout.splitlines()
-    assert source.startswith(f"cache {tmp_path / 'cache' / trained_run.run_id}")
+    assert source.startswith(f"cache $MODEL_CACHE_DIR/{trained_run.run_id} (of tracking server ")
     assert heavy_imports == "[]"
