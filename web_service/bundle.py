@@ -10,13 +10,15 @@ from web_service.compiled_store import load_model
 from web_service.errors import ModelLoadError
 from web_service.loading import Provenance, admit, unpickle_model
 from web_service.predictor import Predictor
+from web_service.trust import Trust
 
 
-def load_bundle(path: Path, cache_dir: Path | None = None) -> Predictor:
+def load_bundle(path: Path, cache_dir: Path | None = None, allow_pickle: bool = True) -> Predictor:
     """Read a pickled ``(DictVectorizer, model)`` tuple or fitted Pipeline from `path`.
 
     With `cache_dir`, the file's verified compiled form is kept there: the next start neither
-    unpickles the file nor imports scikit-learn.
+    unpickles the file nor imports scikit-learn. Without `allow_pickle` (ALLOW_PICKLE=false) the
+    file is refused before it is unpickled.
     """
     try:
         raw = path.read_bytes()
@@ -28,6 +30,7 @@ def load_bundle(path: Path, cache_dir: Path | None = None) -> Predictor:
     where = f"MODEL_PATH={path}"
 
     def load() -> tuple[Any, Provenance]:
+        Trust(allow_pickle=allow_pickle).check_pickle(where, "the model file", "pickle")
         bundle, provenance = unpickle_model(raw, where)
         return _as_pipeline(bundle, path), provenance
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from web_service.errors import SettingsError
 
 Environ = Mapping[str, str]
+# As gunicorn.conf.py reads its own switches (GUNICORN_PRELOAD).
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
 
 
 def env_int(environ: Environ, name: str, default: int, minimum: int = 1) -> int:
@@ -28,6 +30,16 @@ def env_int(environ: Environ, name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise SettingsError(f"{name} must be a whole number >= {minimum}, got {raw!r}")
     return value
+
+
+def env_bool(environ: Environ, name: str, default: bool) -> bool:
+    """Read true or false (also 1 or 0, yes or no), or fail naming the variable."""
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in TRUE_WORDS + FALSE_WORDS:
+        return raw in TRUE_WORDS
+    raise SettingsError(f"{name} must be true or false, got {environ[name]!r}")
 
 
 def env_str(environ: Environ, name: str) -> str | None:
@@ -77,6 +89,8 @@ class FileModelSettings:
     app: AppSettings
     # MODEL_CACHE_DIR: where the file's verified compiled form is kept between starts.
     cache_dir: Path | None = None
+    # ALLOW_PICKLE: unpickle the file; on by default, since the operator named it (web_service.trust).
+    allow_pickle: bool = True
 
     @classmethod
     def from_env(cls, environ: Environ) -> FileModelSettings:
@@ -86,4 +100,5 @@ class FileModelSettings:
                 "MODEL_PATH is not set: name the pickled (DictVectorizer, model) file to serve, "
                 "for example MODEL_PATH=lin_reg.bin"
             )
-        return cls(model_path=Path(model_path), app=AppSettings.from_env(environ), cache_dir=model_cache_dir(environ))
+        return cls(model_path=Path(model_path), app=AppSettings.from_env(environ), cache_dir=model_cache_dir(environ),
+                   allow_pickle=env_bool(environ, "ALLOW_PICKLE", True))  # fmt: skip

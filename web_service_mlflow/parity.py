@@ -28,6 +28,7 @@ from web_service.errors import InvalidRequest
 from web_service.features import RIDE_FIELDS, prepare_features_frame
 from web_service.predictor import DictPipeline
 from web_service.schema import parse_rides
+from web_service.trust import granting
 from web_service_mlflow.data import read_rides
 from web_service_mlflow.loader import load_predictor
 from web_service_mlflow.settings import ModelSettings
@@ -111,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args(argv)
 
-    predictor = load_predictor(ModelSettings.from_env(os.environ))
+    settings = ModelSettings.from_env(os.environ)
+    with granting(settings.trust):
+        predictor = load_predictor(settings)
     frame = read_rides(args.rides).iloc[: args.limit]
     expected = expected_answers(predictor.pipeline, frame)
     rides = frame[list(RIDE_FIELDS)].to_dict("records")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
 from web_service.startup import build_app
+from web_service.trust import granting
 from web_service_mlflow.loader import load_predictor
 from web_service_mlflow.settings import ModelSettings
 
@@ -31,7 +32,8 @@ def load(environ: Mapping[str, str]) -> tuple[AppSettings, Predictor]:
             settings.run_id,
             ", ".join(ignored),
         )
-    return settings.app, load_predictor(settings)
+    with granting(settings.trust):  # what may be deserialized: ALLOW_PICKLE, SKOPS_TRUSTED_TYPES
+        return settings.app, load_predictor(settings)
 
 
 app = build_app(load)

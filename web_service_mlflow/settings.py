@@ -22,6 +22,7 @@ from pathlib import Path
 from web_service.errors import SettingsError
 from web_service.redact import redact_uri
 from web_service.settings import AppSettings, Environ, env_int, env_str, model_cache_dir
+from web_service.trust import Trust
 from web_service_mlflow.layout import DEFAULT_RUN_FILE, LOCAL_STORE
 
 RUN_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -61,6 +62,8 @@ class ModelSettings:
     artifact_path: str | None = None
     # The m-<id> of MODEL_URI=models:/m-<id>: an MLflow 3 logged model.
     model_id: str | None = None
+    # ALLOW_PICKLE (on for the embedded default run, off otherwise) and SKOPS_TRUSTED_TYPES.
+    trust: Trust = Trust()
 
     @classmethod
     def from_env(cls, environ: Environ) -> ModelSettings:
@@ -89,6 +92,8 @@ class ModelSettings:
             app=AppSettings.from_env(environ),
             artifact_path=artifact_path,
             model_id=model_id,
+            # The embedded run ships with the code; any other run is whatever its store holds.
+            trust=Trust.from_env(environ, allow_pickle=is_default),
         )
 
 

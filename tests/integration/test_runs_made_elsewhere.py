@@ -22,6 +22,8 @@ from web_service.startup import EXIT_STARTUP_FAILED
 
 pytestmark = pytest.mark.integration
 APP = "web_service_mlflow.predict:app"
+# Runs that hold a pickle (their model, or the course's preprocessor.b) are served only when told to.
+PICKLED = {"ALLOW_PICKLE": "true"}
 
 
 def served(server) -> tuple[np.ndarray, set[str]]:
@@ -65,18 +67,19 @@ def test_a_run_logged_with_log_model_serves_through_the_server_then_from_s3_with
 ):
     pipeline = forest_pipeline(seed=5)
     wanted = bits(pipeline.predict([prepare_features(ride) for ride in probe_rides()]))
+    trust = PICKLED if serialization == "cloudpickle" else {}
     with s3_server(tmp_path / "s3") as s3:
         with tracking_server(tmp_path / "tracking", s3) as tracking:
             run_id, model_id = log_with_mlflow(tracking.url, pipeline, serialization)
             with gunicorn(APP, tmp_path / "tracking.log", RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking.url,
-                          MODEL_CACHE_DIR=str(tmp_path / "cache-1")) as server:  # fmt: skip
+                          MODEL_CACHE_DIR=str(tmp_path / "cache-1"), **trust) as server:  # fmt: skip
                 through_server = served(server)
-            by_id = {"MODEL_URI": f"models:/{model_id}", "MLFLOW_TRACKING_URI": tracking.url}
+            by_id = {"MODEL_URI": f"models:/{model_id}", "MLFLOW_TRACKING_URI": tracking.url} | trust
             with gunicorn(APP, tmp_path / "by-id.log", MODEL_CACHE_DIR=str(tmp_path / "cache-2"), **by_id) as server:
                 by_model_id = served(server)
         # The tracking server is stopped: S3 alone, with a cold cache, finds the logged model by its MLmodel.
         with gunicorn(APP, tmp_path / "s3.log", RUN_ID=run_id, MODEL_ARTIFACT_ROOT=f"s3://{BUCKET}",
-                      MODEL_CACHE_DIR=str(tmp_path / "cache-3"), **s3.env) as server:  # fmt: skip
+                      MODEL_CACHE_DIR=str(tmp_path / "cache-3"), **s3.env, **trust) as server:  # fmt: skip
             straight_from_s3 = served(server)
 
     for answers, versions in (through_server, straight_from_s3):
@@ -99,18 +102,18 @@ def fixture_bucket(s3) -> str:
 @pytest.mark.parametrize(
     ("fixture", "prefix", "extra"),
     [
-        ("mlflow1-sklearn-1.0.2", "mlflow1-sklearn", {}),
-        ("mlflow1-xgboost-1.5", "mlflow1-xgboost", {}),
-        ("mlflow2-sklearn-1.2.2/boosting", "mlflow2-sklearn", {}),
-        ("mlflow3/xgboost", "mlflow3", {"MODEL_ARTIFACT_PATH": "model ID"}),
-        ("mlflow3/skops", "mlflow3", {}),
+        ("mlflow1-sklearn-1.0.2", "mlflow1-sklearn", PICKLED),
+        ("mlflow1-xgboost-1.5", "mlflow1-xgboost", PICKLED),
+        ("mlflow2-sklearn-1.2.2/boosting", "mlflow2-sklearn", PICKLED),
+        ("mlflow3/xgboost", "mlflow3", {"MODEL_ARTIFACT_PATH": "model ID"} | PICKLED),
+        ("mlflow3/skops", "mlflow3", {}),  # skops alone: no pickle needed
     ],
 )
 def test_runs_laid_out_by_other_mlflow_releases_serve_from_s3_exactly(tmp_path, s3, fixture_bucket, fixture,
                                                                       prefix, extra):  # fmt: skip
     wanted = expected(fixture)
     if extra.get("MODEL_ARTIFACT_PATH") == "model ID":  # names are kept by the tracking server, not in S3
-        extra = {"MODEL_ARTIFACT_PATH": wanted.record["models"]["model"]}
+        extra = extra | {"MODEL_ARTIFACT_PATH": wanted.record["models"]["model"]}
 
     with gunicorn(APP, tmp_path / "s3.log", RUN_ID=wanted.run_id, MODEL_ARTIFACT_ROOT=f"{fixture_bucket}/{prefix}",
                   **extra, **s3.env) as server:  # fmt: skip
@@ -149,7 +152,8 @@ def test_runs_made_by_other_releases_serve_through_todays_tracking_server(tmp_pa
 
     run_id = log_fixture_run(MlflowClient(tracking.url), fixture, root)
 
-    with gunicorn(APP, tmp_path / "server.log", RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking.url, **extra) as server:
+    with gunicorn(APP, tmp_path / "server.log", RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking.url, **extra,
+                  **PICKLED) as server:  # fmt: skip
         answers, versions = served(server)
 
     assert np.array_equal(answers, bits(expected(fixture).predictions))
@@ -168,7 +172,7 @@ def test_a_model_trained_on_other_features_stops_start_up_with_one_line(tmp_path
         sum(name.startswith(f"{field}=") for name in names) for field in ("DOLocationID", "PULocationID")
     )
 
-    done = run_until_exit(APP, tmp_path / "refused.log", RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking.url)
+    done = run_until_exit(APP, tmp_path / "refused.log", RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking.url, **PICKLED)
 
     assert done.returncode == EXIT_STARTUP_FAILED
     [line] = [line for line in done.stderr.splitlines() if "[ERROR]" in line]

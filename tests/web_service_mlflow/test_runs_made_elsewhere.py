@@ -8,6 +8,7 @@ import pytest
 from tests.fixtures import bits, expected, probe_rides, store
 from web_service.errors import ModelLoadError, SettingsError
 from web_service.loading import admit
+from web_service.trust import granting
 from web_service_mlflow.flavor import load_run_model
 from web_service_mlflow.loader import load_predictor
 from web_service_mlflow.settings import ModelSettings
@@ -21,11 +22,16 @@ RUNS = {
     "mlflow3/skops": "mlflow3",
     "mlflow3/cloudpickle": "mlflow3",
 }
+# Every fixture but the skops one holds a pickle: its model, or the course's preprocessor.b.
+PICKLED = {"ALLOW_PICKLE": "true"}
 XGBOOST_3 = expected("mlflow3/xgboost")
 
 
 def load(tmp_path, **environ: str):
-    return load_predictor(ModelSettings.from_env({"MODEL_CACHE_DIR": str(tmp_path / "cache")} | environ))
+    """As web_service_mlflow.predict loads: under the trust the settings grant."""
+    settings = ModelSettings.from_env({"MODEL_CACHE_DIR": str(tmp_path / "cache")} | environ)
+    with granting(settings.trust):
+        return load_predictor(settings)
 
 
 def answers(predictor) -> np.ndarray:
@@ -36,7 +42,9 @@ def answers(predictor) -> np.ndarray:
 def test_a_run_is_found_by_its_id_alone_and_answers_what_its_release_answered(tmp_path, fixture):
     wanted = expected(fixture)
 
-    predictor = load(tmp_path, RUN_ID=wanted.run_id, MODEL_ARTIFACT_ROOT=str(store(RUNS[fixture])))
+    trust = {} if fixture == "mlflow3/skops" else PICKLED
+
+    predictor = load(tmp_path, RUN_ID=wanted.run_id, MODEL_ARTIFACT_ROOT=str(store(RUNS[fixture])), **trust)
 
     assert np.array_equal(answers(predictor), bits(wanted.predictions))
     assert predictor.model_version == wanted.run_id
@@ -69,7 +77,7 @@ def test_model_artifact_path_picks_one_by_name_or_model_id(tmp_path, named):
     path = XGBOOST_3.record["models"]["model"] if named == "model ID" else named
 
     predictor = load(tmp_path, RUN_ID=XGBOOST_3.run_id, MODEL_ARTIFACT_PATH=path,
-                     MODEL_ARTIFACT_ROOT=str(store("mlflow3")))  # fmt: skip
+                     MODEL_ARTIFACT_ROOT=str(store("mlflow3")), **PICKLED)  # fmt: skip
 
     assert np.array_equal(answers(predictor), bits(XGBOOST_3.predictions))
     assert predictor.model_version == f"{XGBOOST_3.run_id}/{path}"
@@ -77,7 +85,7 @@ def test_model_artifact_path_picks_one_by_name_or_model_id(tmp_path, named):
 
 def test_model_uri_names_a_runs_model_by_path_or_a_logged_model_by_id(tmp_path):
     model_id = XGBOOST_3.record["models"]["model-json"]
-    root = {"MODEL_ARTIFACT_ROOT": str(store("mlflow3"))}
+    root = {"MODEL_ARTIFACT_ROOT": str(store("mlflow3"))} | PICKLED
 
     by_path = load(tmp_path, MODEL_URI=f"runs:/{XGBOOST_3.run_id}/model-json", **root)
     by_id = load(tmp_path, MODEL_URI=f"models:/{model_id}", **root)
@@ -140,3 +148,24 @@ def test_a_skops_forest_saved_with_n_jobs_minus_1_predicts_on_one_thread():
     assert pipeline.named_steps["model"].n_jobs == 1
     assert engine.describe()["model_made_with"]["mended"] == ["RandomForestRegressor.n_jobs=-1 -> 1"]
     assert engine.name == "compiled tree_table"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "what"),
+    [
+        ("mlflow1-sklearn-1.0.2", "the model artifact model.pkl is a cloudpickle file"),
+        ("mlflow2-sklearn-1.2.2/boosting", "the model artifact model.pkl is a pickle file"),
+        ("mlflow1-xgboost-1.5", "preprocessor/preprocessor.b is a pickle file"),  # the booster itself is data
+    ],
+)
+def test_a_run_that_needs_a_pickle_is_refused_without_allow_pickle(tmp_path, fixture, what):
+    wanted = expected(fixture)
+    root = store(RUNS[fixture])
+
+    with pytest.raises(ModelLoadError) as raised:
+        load(tmp_path, RUN_ID=wanted.run_id, MODEL_ARTIFACT_ROOT=str(root))
+
+    assert raised.value.message == (
+        f"local store {root}, run {wanted.run_id}: {what}, and loading one runs any code it holds; "
+        "ALLOW_PICKLE=true allows it, only if you trust whoever can write it"
+    )
