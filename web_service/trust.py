@@ -134,17 +134,15 @@ def _tree_estimators(model: Any) -> Iterator[Any]:
 
 def skops_types(path: Path) -> set[str]:
     """Every module.Class a skops file names, read from its schema without loading anything."""
-    with zipfile.ZipFile(path) as archive:
-        nodes = [json.loads(archive.read("schema.json"))]
     found: set[str] = set()
-    while nodes:  # every node skops builds names its type in "__module__" and "__class__", at any depth
-        node = nodes.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
-                found.add(f"{node['__module__']}.{node['__class__']}")
-            nodes += node.values()
-        elif isinstance(node, list):
-            nodes += node
+
+    def note(node: dict) -> dict:  # called for every JSON object, at any depth: every node skops builds
+        if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+            found.add(f"{node['__module__']}.{node['__class__']}")
+        return node
+
+    with zipfile.ZipFile(path) as archive:
+        json.loads(archive.read("schema.json"), object_hook=note)
     return found
 
 
