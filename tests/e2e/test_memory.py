@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import requests
 
+from tests.conftest import SUMMARY
 from tests.processes import gunicorn, total_pss_mb
 
 pytestmark = pytest.mark.e2e
@@ -23,11 +22,12 @@ def serving_pss(tmp_path, name: str, cache: str) -> float:
         return total_pss_mb(server.process.pid)
 
 
-def test_a_cold_start_holds_no_more_than_a_fifth_over_a_warm_one(tmp_path):
+def test_a_cold_start_holds_no_more_than_a_fifth_over_a_warm_one(tmp_path, request):
     cache = str(tmp_path / "cache")
 
     cold = serving_pss(tmp_path, "cold", cache)  # an empty cache: the forest is loaded and compiled
     warm = serving_pss(tmp_path, "warm", cache)  # the verified form is read back
 
-    print(f"\ncold start {cold:.0f} MB, warm start {warm:.0f} MB (PSS, master and 2 workers)", file=sys.stderr)
+    line = f"memory: cold start {cold:.0f} MB, warm start {warm:.0f} MB (PSS, master and 2 workers)"
+    request.config.stash.setdefault(SUMMARY, []).append(line)
     assert cold <= 1.2 * warm

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.burst import steady_load
+from tests.conftest import SUMMARY
 from tests.processes import NOBODY, gunicorn
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +42,12 @@ def answered_within(url: str, seconds: float, tries: int = 20) -> int:
     return answered
 
 
-def test_fifty_slow_senders_keep_no_normal_request_waiting_over_a_second(tmp_path):
+def report(request, line: str) -> None:
+    """Put the figure in the run's summary, where CI output keeps it."""
+    request.config.stash.setdefault(SUMMARY, []).append(line)
+
+
+def test_fifty_slow_senders_keep_no_normal_request_waiting_over_a_second(tmp_path, request):
     with gunicorn(APP, tmp_path / "slow.log") as server:  # 2 workers: make run's default on this machine
         slow = [socket.create_connection(address(server)) for _ in range(50)]
         for sock in slow:  # headers started, never finished: each would hold a sync worker
@@ -53,10 +59,11 @@ def test_fifty_slow_senders_keep_no_normal_request_waiting_over_a_second(tmp_pat
             for sock in slow:
                 sock.close()
 
+    report(request, f"50 slow senders: {answered} of 20 normal requests answered within 1 s")
     assert answered == 20
 
 
-def test_fifty_clients_that_never_read_their_answers_keep_no_normal_request_waiting(tmp_path):
+def test_fifty_clients_that_never_read_their_answers_keep_no_normal_request_waiting(tmp_path, request):
     with gunicorn(APP, tmp_path / "unread.log") as server:
         readers = []
         for _ in range(50):
@@ -72,6 +79,7 @@ def test_fifty_clients_that_never_read_their_answers_keep_no_normal_request_wait
             for sock in readers:
                 sock.close()
 
+    report(request, f"50 clients not reading 82 KB answers: {answered} of 20 normal requests answered within 1 s")
     assert answered == 20
 
 
@@ -138,7 +146,7 @@ def privileges(pid: int) -> tuple[str, bool]:
 
 
 @pytest.mark.parametrize("change", ["SIGHUP (reload)", "SIGTTOU (scale down)", "max_requests (recycling)"])
-def test_replacing_workers_under_load_fails_no_request_and_the_server_keeps_answering(tmp_path, who, change):
+def test_replacing_workers_under_load_fails_no_request_and_the_server_keeps_answering(tmp_path, who, change, request):
     recycling = {"GUNICORN_CMD_ARGS": "--max-requests 40 --max-requests-jitter 10"} if "max_requests" in change else {}
     with gunicorn(APP, tmp_path / "server.log", WEB_CONCURRENCY="3", **who, **recycling) as server:
         server.wait_output("Booting worker", count=3)
@@ -155,6 +163,8 @@ def test_replacing_workers_under_load_fails_no_request_and_the_server_keeps_answ
         after = answered_within(server.url, 3.0, tries=5)
         log = server.output()
 
+    as_who = "nobody" if "user" in who else "root"
+    report(request, f"{change} under load as {as_who}: {load.answered} answered, {len(load.lost)} failed")
     assert load.lost == [], f"{load.lost[:5]}\n{log[-3000:]}"
     assert load.answered > 100
     assert after == 5  # new connections are taken after the change: nothing left refusing them
