@@ -51,10 +51,12 @@ RUN python3 -c "from web_service_mlflow.predict import app"
 EXPOSE 9696
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python3", "-m", "web_service.healthcheck"]
-# gunicorn is PID 1 (exec form), so SIGTERM reaches its master directly: workers stop taking new
+# Gunicorn's master is PID 1 (exec form), so SIGTERM reaches it directly: workers stop taking new
 # connections, answer what they had accepted, and exit within GUNICORN_GRACEFUL_TIMEOUT (30 s).
 # Give `docker stop` at least that: docker stop --time 35.
 STOPSIGNAL SIGTERM
-# gunicorn reads ./gunicorn.conf.py: it binds 0.0.0.0:9696 and takes the rest from the environment.
-ENTRYPOINT ["gunicorn"]
+# web_service.serve checks the server settings (one line each that is wrong, exit 3), then runs
+# Gunicorn in the same process, as `gunicorn` would: it reads ./gunicorn.conf.py, binds 0.0.0.0:9696
+# and takes the rest from the environment. Arguments after the image name go to Gunicorn.
+ENTRYPOINT ["python3", "-m", "web_service.serve"]
 CMD ["web_service_mlflow.predict:app"]

@@ -12,8 +12,8 @@ APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive
 
 .PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools bench wrk
 
-run: install  ## serve the embedded default model on 0.0.0.0:9696
-	$(PIPENV) run gunicorn $(APP)
+run: install  ## serve the embedded default model on 0.0.0.0:9696 (Gunicorn, its settings checked first)
+	$(PIPENV) run python -m web_service.serve $(APP)
 
 test: install-dev system-tools  ## lint, check the Gunicorn config, run every test (the image's too)
 	$(MAKE) check

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 
+class CacheNotWritable(OSError):
+    """The cache folder cannot be created, searched or written: a setting to change, not a download to retry."""
+
+
 class ModelCache:
     """Folders `<root>/<run_id>/` holding a run's `model/` (and `preprocessor/`) artifacts."""
 
@@ -32,8 +36,11 @@ class ModelCache:
     def get(self, run_id: str) -> Path | None:
         """The verified entry of `run_id`, or None when absent or damaged."""
         entry = self.root / run_id
-        if not (entry / MANIFEST).is_file():
-            return None
+        try:
+            if not (entry / MANIFEST).is_file():
+                return None
+        except OSError as error:  # a folder this user may not search
+            raise CacheNotWritable(str(error)) from None
         if not _matches_manifest(entry):
             logger.warning("cache entry %s does not match its manifest; fetching the run again", entry)
             return None
@@ -41,7 +48,9 @@ class ModelCache:
 
     def put(self, run_id: str, fill: Callable[[Path], None]) -> Path:
         """Return the entry of `run_id`, calling `fill(folder)` to download it if needed."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        cached = self.get(run_id)  # a cache made read-only once filled still serves what it holds
+        if cached is not None:
+            return cached
         with self._lock(run_id):
             cached = self.get(run_id)  # another process may have filled it while we waited
             if cached is not None:
@@ -61,7 +70,12 @@ class ModelCache:
 
     @contextmanager
     def _lock(self, run_id: str) -> Iterator[None]:
-        with (self.root / f".{run_id}.lock").open("w") as handle:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = (self.root / f".{run_id}.lock").open("w")
+        except OSError as error:
+            raise CacheNotWritable(str(error)) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -8,6 +8,7 @@ asks the port the server binds (BIND, else PORT, else 9696) on the loopback addr
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
 import urllib.error
@@ -29,7 +30,7 @@ def main() -> int:
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return 0 if response.status == 200 else 1
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:  # also a PORT that is not a number
         print(f"not ready: {url}: {error}", file=sys.stderr)
         return 1
 

@@ -98,7 +98,14 @@ def _split_records(split: Any) -> list[Any]:
                 f"dataframe_split.data[{number}] must hold {len(columns)} values, one per column",
                 [ErrorDetail(f"[{number}]", f"{len(columns)} values", received)],
             )
-    return [dict(zip(columns, row, strict=True)) for row in split["data"]]
+    try:
+        return [dict(zip(columns, row, strict=True)) for row in split["data"]]
+    except TypeError:  # a list or an object as a column name: JSON allows it, a dict key cannot be one
+        number = next(number for number, name in enumerate(columns) if isinstance(name, (list, dict)))
+        raise InvalidRequest(
+            f"dataframe_split.columns[{number}] must be a column name",
+            [ErrorDetail(f"columns[{number}]", "a column name (string)", json_type(columns[number]))],
+        ) from None
 
 
 def _column_records(columns: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -121,6 +128,13 @@ def _csv_records(text: str) -> list[dict[str, Any]]:
             f"the body is not valid CSV ({error})",
             [ErrorDetail("body", "CSV with a header row", text[:100])],
         ) from None
+    names = reader.fieldnames or []
+    if len(set(names)) != len(names):  # DictReader would keep the last column of a name, silently
+        twice = next(name for name in names if names.count(name) > 1)
+        raise InvalidRequest(
+            f"the CSV header names the column {twice!r} {names.count(twice)} times",
+            [ErrorDetail("header", "each column named once", twice)],
+        )
     for number, row in enumerate(rows, start=1):
         if (extra := row.get(None)) is not None:  # DictReader keeps fields beyond the header under None
             raise InvalidRequest(

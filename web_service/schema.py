@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, GetPydanticSchema, Strict, TypeAdapter, 
 from pydantic_core import core_schema
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
-from web_service.errors import ErrorDetail, InvalidRequest
+from web_service.errors import MAX_DETAILS, ErrorDetail, InvalidRequest
 
 # TLC taxi zones are numbered 1..265; 264 and 265 are the "unknown" zones and are accepted.
 FIRST_ZONE, LAST_ZONE = 1, 265
@@ -95,8 +95,9 @@ def _validate(fast: TypeAdapter, contract: TypeAdapter, payload: Any, what: str)
         return contract.validate_python(payload)
     except ValidationError as error:
         details = [_detail(item) for item in error.errors(include_url=False)]
-        fields = ", ".join(detail.field for detail in details)
-        raise InvalidRequest(f"{what}: {fields}", details) from None
+        fields = ", ".join(detail.field for detail in details[:MAX_DETAILS])
+        more = f" and {len(details) - MAX_DETAILS} more" if len(details) > MAX_DETAILS else ""
+        raise InvalidRequest(f"{what}: {fields}{more}", details) from None
 
 
 def json_type(value: Any) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from web_service.errors import SettingsError
+from web_service.predictionlog import check_appendable
 
 Environ = Mapping[str, str]
 # As gunicorn.conf.py reads its own switches (GUNICORN_PRELOAD).
@@ -48,6 +49,18 @@ def env_str(environ: Environ, name: str) -> str | None:
     return value or None
 
 
+def env_tokens(environ: Environ, name: str) -> tuple[str, ...]:
+    """Read comma-separated tokens; a value holding none (" , ") must not quietly mean "no check"."""
+    raw = environ.get(name, "")
+    tokens = tuple(token.strip() for token in raw.split(",") if token.strip())
+    if raw.strip() and not tokens:
+        raise SettingsError(
+            f"{name} holds no token, got {raw!r}: set one token, or several separated by commas "
+            f"(unset {name} to leave /predict open)"
+        )
+    return tokens
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """What the HTTP layer itself needs."""
@@ -66,8 +79,8 @@ class AppSettings:
         return cls(
             max_body_bytes=env_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch_size=env_int(environ, "MAX_BATCH_SIZE", cls.max_batch_size),
-            api_tokens=tuple(token.strip() for token in environ.get("API_TOKEN", "").split(",") if token.strip()),
-            prediction_log=Path(log) if (log := env_str(environ, "PREDICTION_LOG")) else None,
+            api_tokens=env_tokens(environ, "API_TOKEN"),
+            prediction_log=check_appendable(Path(log)) if (log := env_str(environ, "PREDICTION_LOG")) else None,
         )
 
 

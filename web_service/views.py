@@ -110,6 +110,13 @@ def read_json(req: Request) -> Any:
     """Decode the body as JSON whatever its Content-Type says; curl's default is form data."""
     try:
         return req.get_json(force=True)
+    except RecursionError:
+        # The json module nests by recursion: past Python's limit (about 970 levels under Gunicorn)
+        # a body is refused, as any other JSON a client got wrong. Free on the normal path.
+        raise InvalidRequest(
+            "the body is JSON nested too deeply",
+            [ErrorDetail("body", "JSON nested at most 900 levels deep (a list of rides is 2)", "deeper nesting")],
+        ) from None
     except BadRequest:
         if req.is_json:
             raise InvalidRequest(

@@ -23,7 +23,7 @@ def read_rides(source: str) -> pd.DataFrame:
 
     Keeps rides of 1 to 60 minutes, as the course does, and drops rows missing a feature.
     """
-    trips = pd.read_parquet(source)
+    trips = _read_parquet(source)
     pickup, dropoff = _timestamp_columns(trips, source)
     missing = [name for name in RIDE_FIELDS if name not in trips.columns]
     if missing:
@@ -33,6 +33,15 @@ def read_rides(source: str) -> pd.DataFrame:
     rides = rides.dropna()
     keep = rides["duration"].between(MIN_MINUTES, MAX_MINUTES)
     return rides[keep].reset_index(drop=True)
+
+
+def _read_parquet(source: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(source)
+    except FileNotFoundError:  # pyarrow's says only the path
+        raise TripDataError(f"{source}: no such file") from None
+    except (OSError, ValueError) as error:  # unreadable, unreachable, or not parquet (pyarrow's ArrowInvalid)
+        raise TripDataError(f"{source}: cannot read it as a parquet file ({error})") from None
 
 
 def _timestamp_columns(trips: pd.DataFrame, source: str) -> tuple[str, str]:

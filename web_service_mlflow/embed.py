@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from web_service_mlflow import train
+from web_service_mlflow.commands import run_command
 from web_service_mlflow.layout import DEFAULT_RUN_FILE, LOCAL_STORE, TRACKING_DB
 
 
@@ -55,4 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mlflow.exceptions import MlflowException
+
+    sys.exit(run_command(main, "cannot embed", MlflowException))

@@ -13,8 +13,9 @@ import logging
 import time
 from pathlib import Path
 
-from web_service.cache import ModelCache
+from web_service.cache import CacheNotWritable, ModelCache
 from web_service.compiled_store import load_model
+from web_service.errors import SettingsError
 from web_service.predictor import Predictor
 from web_service_mlflow.flavor import load_run_model, training_record
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
@@ -72,6 +73,16 @@ def load_predictor(settings: ModelSettings) -> Predictor:
 
 
 def _fetch(source: Source, cache: ModelCache, settings: ModelSettings) -> tuple[ResolvedModel, Path, str]:
+    try:
+        return _fetch_through_cache(source, cache, settings)
+    except CacheNotWritable as error:  # a setting to change: no retry would help
+        raise SettingsError(
+            f"MODEL_CACHE_DIR={settings.cache_dir}: cannot write the model cache ({error}); the model from "
+            f"{source.description} is downloaded there: set MODEL_CACHE_DIR to a folder this user can write"
+        ) from None
+
+
+def _fetch_through_cache(source: Source, cache: ModelCache, settings: ModelSettings) -> tuple[ResolvedModel, Path, str]:
     key = None if settings.kind is SourceKind.REGISTRY else Wanted(settings.run_id, settings.artifact_path,
                                                                    settings.model_id).cache_key()  # fmt: skip
     if key is not None:  # a run ID or a model ID pins the artifacts: the cache can answer alone

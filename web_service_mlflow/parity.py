@@ -29,6 +29,7 @@ from web_service.features import RIDE_FIELDS, prepare_features_frame
 from web_service.predictor import DictPipeline
 from web_service.schema import parse_rides
 from web_service.trust import granting
+from web_service_mlflow.commands import run_command
 from web_service_mlflow.data import read_rides
 from web_service_mlflow.loader import load_predictor
 from web_service_mlflow.settings import ModelSettings
@@ -130,4 +131,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, "cannot check parity", requests.RequestException))

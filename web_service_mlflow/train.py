@@ -26,6 +26,7 @@ from sklearn.metrics import root_mean_squared_error
 from sklearn.pipeline import Pipeline
 
 from web_service.features import FEATURE_NAMES, prepare_features_frame
+from web_service_mlflow.commands import run_command
 from web_service_mlflow.data import read_rides
 from web_service_mlflow.layout import MODEL_ARTIFACT, PLOT_ARTIFACT, PREPROCESSOR_ARTIFACT
 
@@ -158,13 +159,29 @@ def _pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "skops", "numpy", "scipy")]
 
 
-def train(train_source: str, valid_source: str, params: ForestParams, n_jobs: int = -1) -> str:
-    """Read, fit, evaluate and log one run; return the RUN_ID."""
+@dataclass(frozen=True)
+class TripData:
+    """The rides to fit on and to validate on, and where they came from."""
+
+    train_source: str
+    valid_source: str
+    train_rides: pd.DataFrame
+    valid_rides: pd.DataFrame
+
+
+def read_data(train_source: str, valid_source: str) -> TripData:
+    """Read both files; a path that is wrong fails here, before MLflow or a fit is started."""
     with step(f"reading training rides from {train_source}"):
         train_rides = read_rides(train_source)
     with step(f"reading validation rides from {valid_source}"):
         valid_rides = read_rides(valid_source)
     logger.info("%d training rides, %d validation rides", len(train_rides), len(valid_rides))
+    return TripData(train_source, valid_source, train_rides, valid_rides)
+
+
+def train(data: TripData, params: ForestParams, n_jobs: int = -1) -> str:
+    """Fit, evaluate and log one run; return the RUN_ID."""
+    train_rides, valid_rides = data.train_rides, data.valid_rides
     with step(f"fitting {params}"):
         pipeline = fit_pipeline(train_rides, params, n_jobs)
     predicted = predict_rides(pipeline, valid_rides)
@@ -172,8 +189,8 @@ def train(train_source: str, valid_source: str, params: ForestParams, n_jobs: in
     logger.info("validation RMSE: %.4f", rmse)
     figure = plot_predictions(valid_rides["duration"].to_numpy(), predicted)
     info = {
-        "train_data": train_source,
-        "valid_data": valid_source,
+        "train_data": data.train_source,
+        "valid_data": data.valid_source,
         "train_rows": len(train_rides),
         "valid_rows": len(valid_rides),
     }
@@ -208,11 +225,12 @@ def run(args: argparse.Namespace) -> str:
     import mlflow
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    data = read_data(args.train, args.valid)  # first: a wrong path must not leave a tracking database behind
     if args.tracking_uri:
         mlflow.set_tracking_uri(args.tracking_uri)
     mlflow.set_experiment(args.experiment)
     params = ForestParams(**{name: getattr(args, name) for name in asdict(ForestParams())})
-    run_id = train(args.train, args.valid, params, args.n_jobs)
+    run_id = train(data, params, args.n_jobs)
     if args.register:
         register(run_id, args.register, args.alias)
     return run_id
@@ -236,4 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mlflow.exceptions import MlflowException  # a tracking URI it cannot use, a registry that refuses
+
+    sys.exit(run_command(main, "cannot train", MlflowException))

@@ -91,7 +91,17 @@ def test_the_image_runs_gunicorn_as_a_non_root_user_with_a_readiness_healthcheck
     assert "9696/tcp" in config["ExposedPorts"]
     healthcheck = config.get("Healthcheck") or inspected["Healthcheck"]  # where Docker, where podman keeps it
     assert healthcheck["Test"] == ["CMD", "python3", "-m", "web_service.healthcheck"]
-    assert config["Entrypoint"] == ["gunicorn"] and config["Cmd"] == ["web_service_mlflow.predict:app"]
+    assert config["Entrypoint"] == ["python3", "-m", "web_service.serve"]
+    assert config["Cmd"] == ["web_service_mlflow.predict:app"]
+
+
+def test_a_container_with_a_worker_count_that_is_not_a_number_stops_with_one_line(engine, image):
+    # Plain `gunicorn` as the entrypoint ended here in a ValueError traceback from its settings module.
+    done = engine("run", "--rm", "-e", "WEB_CONCURRENCY=four", image.tag, check=False, timeout=60)
+
+    assert done.returncode == 3
+    ours = [line for line in done.stderr.splitlines() if not line.startswith("time=")]  # podman's own warnings
+    assert ours == ["cannot start: WEB_CONCURRENCY must be a whole number >= 1, got 'four'"]
 
 
 def test_the_image_holds_the_service_and_nothing_else_of_the_repo(engine, image):

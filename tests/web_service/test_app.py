@@ -370,3 +370,53 @@ def test_model_describes_identity_class_params_features_and_libraries(client, li
     }
     assert {"python", "scikit-learn", "numpy", "flask"} <= set(body["libraries"])
     assert body["loaded_at"].endswith("+00:00")
+
+
+TOO_DEEP = {
+    "code": "invalid_request",
+    "message": "the body is JSON nested too deeply",
+    "details": [
+        {
+            "field": "body",
+            "expected": "JSON nested at most 900 levels deep (a list of rides is 2)",
+            "received": "deeper nesting",
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+@pytest.mark.parametrize(("path", "wrap"), [("/predict", "{}"), ("/invocations", '{{"inputs": {}}}')])
+def test_json_nested_past_the_parsers_limit_gets_400_not_a_500(predictor, caplog, depth, path, wrap):
+    body = wrap.format("[" * depth + "]" * depth)
+
+    response = create_app(AppSettings(), predictor).test_client().post(path, data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json == {"error": TOO_DEEP}
+    assert "Traceback" not in caplog.text
+
+
+def test_a_batch_of_a_thousand_empty_rides_gets_the_first_20_problems_and_a_count_of_the_rest(predictor):
+    body = "[" + ",".join(["{}"] * 1000) + "]"  # 3 KB
+    fields = [f"[{i}].{name}" for i in range(7) for name in ("PULocationID", "DOLocationID", "trip_distance")][:20]
+
+    response = (
+        create_app(AppSettings(), predictor).test_client().post("/predict", data=body, content_type="application/json")
+    )
+
+    assert (len(body), response.status_code, len(response.data)) == (3001, 400, 2321)  # was 334 KB
+    assert response.json == error(
+        "invalid_request",
+        f"invalid rides: {', '.join(fields)} and 2980 more",
+        [{"field": field, "expected": "a value: the field is required", "received": None} for field in fields]
+        + [{"field": "body", "expected": "at most 20 problems listed", "received": "2980 more"}],
+    )
+
+
+def test_an_error_with_20_problems_lists_them_all():
+    from web_service.errors import ErrorDetail, InvalidRequest
+
+    details = [ErrorDetail(f"[{i}]", "a ride", "null") for i in range(20)]
+
+    assert InvalidRequest("twenty", details).details == details

@@ -3,6 +3,7 @@ import hmac
 import pytest
 
 from web_service.app import create_app
+from web_service.errors import SettingsError
 from web_service.settings import AppSettings
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
@@ -63,3 +64,19 @@ def test_tokens_are_compared_in_constant_time(monkeypatch, client):
 
 def test_api_token_setting_takes_a_comma_separated_list():
     assert AppSettings.from_env({"API_TOKEN": " one , two,,"}).api_tokens == ("one", "two")
+
+
+@pytest.mark.parametrize("value", [",", " , ", ",,,", " ,\t, "])
+def test_an_api_token_of_separators_alone_stops_start_up_instead_of_opening_predict(value):
+    with pytest.raises(SettingsError) as raised:
+        AppSettings.from_env({"API_TOKEN": value})
+
+    assert raised.value.message == (
+        f"API_TOKEN holds no token, got {value!r}: set one token, or several separated by commas "
+        "(unset API_TOKEN to leave /predict open)"
+    )
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_api_token_is_unset_and_predict_open(value):
+    assert AppSettings.from_env({"API_TOKEN": value}).api_tokens == ()

@@ -1,10 +1,14 @@
 import multiprocessing
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from web_service.cache import MANIFEST, ModelCache
+from web_service.cache import MANIFEST, CacheNotWritable, ModelCache
 
 RUN = "a" * 32
 
@@ -91,3 +95,76 @@ def test_two_processes_starting_at_once_fetch_once_and_share_one_good_entry(tmp_
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert log.read_text() == "fetch\n"
     assert ModelCache(tmp_path / "cache").get(RUN) == tmp_path / "cache" / RUN
+
+
+def test_a_root_that_cannot_be_made_is_a_cache_not_writable_not_a_download_failure(tmp_path):
+    (tmp_path / "a-file").write_text("")  # fails for root too, who may write into any folder
+    fetched = []
+
+    with pytest.raises(CacheNotWritable, match=r"^\[Errno 20\] Not a directory: '.*/a-file/cache'$"):
+        ModelCache(tmp_path / "a-file" / "cache").put(RUN, fetched.append)
+
+    assert fetched == []  # nothing downloaded for nothing
+
+
+@pytest.fixture
+def public_tmp() -> Iterator[Path]:
+    """A temporary folder any user can search: pytest's own are root's alone when root runs the tests."""
+    folder = Path(tempfile.mkdtemp(prefix="ride-duration-cache-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:  # what a test closed, opened again to be removed
+        if path.is_dir():
+            path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def put_as_unprivileged_user(root: Path) -> str:
+    """Put an entry into `root` as nobody (when root runs the tests) or as oneself; say what was raised."""
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            ModelCache(root).put(RUN, fill_model)
+            os.write(writer, b"no error")
+        except Exception as error:
+            os.write(writer, f"{type(error).__name__}: {error}".encode())
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    os.close(writer)
+    with os.fdopen(reader) as said:
+        return said.read()
+
+
+def test_a_read_only_root_is_a_cache_not_writable_for_an_unprivileged_user(public_tmp):
+    # Root ignores a folder's mode: the put is made as nobody then, for whom root's folder is read-only.
+    root = public_tmp / "cache"
+    root.mkdir(mode=0o555)
+
+    assert put_as_unprivileged_user(root) == f"CacheNotWritable: [Errno 13] Permission denied: '{root}/.{RUN}.lock'"
+
+
+def test_a_root_the_user_cannot_search_is_a_cache_not_writable_too(public_tmp):
+    root = public_tmp / "cache"
+    root.mkdir(mode=0o000)  # closed to all but root, who runs the put as nobody
+
+    assert put_as_unprivileged_user(root) == (
+        f"CacheNotWritable: [Errno 13] Permission denied: '{root}/{RUN}/{MANIFEST}'"
+    )
+
+
+def test_a_read_only_cache_still_serves_what_it_holds(tmp_path, public_tmp):
+    entry = ModelCache(tmp_path).put(RUN, fill_model)
+    (tmp_path / f".{RUN}.lock").unlink()
+    (tmp_path / f".{RUN}.lock").mkdir()  # no lock can be taken, by root either
+    filled = ModelCache(public_tmp / "cache").put(RUN, fill_model)
+    for path in [filled, *filled.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)  # entries are made private (mkdtemp): open them to all
+    (public_tmp / "cache").chmod(0o555)
+
+    assert ModelCache(tmp_path).put(RUN, fill_model) == entry
+    assert put_as_unprivileged_user(public_tmp / "cache") == "no error"

@@ -171,7 +171,8 @@ def test_keys_besides_the_one_input_key_are_ignored(client, expected):
 
 
 @pytest.mark.parametrize(
-    ("value", "field"), [("1_0", "PULocationID"), (" 10", "PULocationID"), ("nan", "trip_distance")]
+    ("value", "field"),
+    [("1_0", "PULocationID"), (" 10", "PULocationID"), ("\u0661\u0660", "DOLocationID"), ("nan", "trip_distance")],
 )
 def test_csv_values_python_reads_as_numbers_but_no_csv_writer_makes_are_refused(client, value, field):
     ride = {"PULocationID": "10", "DOLocationID": "50", "trip_distance": "1.5"} | {field: value}
@@ -192,3 +193,35 @@ def test_csv_numbers_as_pandas_writes_them_are_read(client, linear_pipeline):
     response = client.post("/invocations", data=body, content_type="text/csv")
 
     assert response.json == {"predictions": linear_pipeline.predict([prepare_features(r) for r in rides]).tolist()}
+
+
+@pytest.mark.parametrize(("name", "received"), [(["trip_distance"], "array"), ({"name": "trip_distance"}, "object")])
+def test_a_split_column_named_by_a_list_or_an_object_gets_400_naming_it(client, name, received):
+    body = {"dataframe_split": {"columns": ["PULocationID", "DOLocationID", name], "data": [[10, 50, 40]]}}
+
+    response = client.post("/invocations", json=body)
+
+    assert response.status_code == 400
+    assert response.json == {
+        "error": {
+            "code": "invalid_request",
+            "message": "dataframe_split.columns[2] must be a column name",
+            "details": [{"field": "columns[2]", "expected": "a column name (string)", "received": received}],
+        }
+    }
+
+
+def test_a_csv_header_naming_a_column_twice_gets_400_naming_it(client):
+    # csv.DictReader would keep the last DOLocationID and predict from it, silently.
+    body = "PULocationID,DOLocationID,trip_distance,DOLocationID\n10,50,1.5,99\n"
+
+    response = client.post("/invocations", data=body, content_type="text/csv")
+
+    assert response.status_code == 400
+    assert response.json == {
+        "error": {
+            "code": "invalid_request",
+            "message": "the CSV header names the column 'DOLocationID' 2 times",
+            "details": [{"field": "header", "expected": "each column named once", "received": "DOLocationID"}],
+        }
+    }

@@ -1,4 +1,6 @@
 import json
+import select
+from urllib.parse import unquote
 
 import pytest
 
@@ -66,3 +68,47 @@ def test_generated_request_ids_differ_between_requests_and_processes(client):
 
     assert len(ids) == 50 and all(len(i) == 32 for i in ids)
     assert from_child not in ids and from_child[:16] != next(iter(ids))[:16]
+
+
+@pytest.mark.parametrize("escaped", ["x", "%01", "%22"])  # 1, 6 and 2 characters of JSON per path character
+def test_a_line_for_a_long_path_fits_one_atomic_pipe_write_and_says_it_was_cut(client, capsys, escaped):
+    path = "/" + escaped * 5000
+
+    client.get(path)
+
+    [text] = capsys.readouterr().out.splitlines(keepends=True)
+    line = json.loads(text)
+    assert select.PIPE_BUF - 20 < len(text.encode()) <= select.PIPE_BUF  # cut only as much as it takes
+    assert line["truncated"] == ["route"] and line["status"] == 404
+    assert unquote(path, encoding="latin-1").startswith(line["route"]) and len(line["route"]) > 500
+
+
+def test_a_long_method_is_cut_too(client, capsys):
+    client.open("/health", method="X" * 5000)
+
+    [text] = capsys.readouterr().out.splitlines(keepends=True)
+    line = json.loads(text)
+    assert len(text) <= select.PIPE_BUF
+    assert line["method"] == "X" * 62 and line["truncated"] == ["method"]
+
+
+def test_a_normal_line_is_not_marked(client, capsys):
+    client.get("/health")
+
+    assert "truncated" not in log_lines(capsys)[0]
+
+
+def test_each_line_is_one_write_to_stdouts_descriptor(client, capfd, monkeypatch):
+    import os
+
+    writes = []
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(data) or real_write(fd, data))
+
+    client.get("/health")
+    client.get("/" + "y" * 9000)
+
+    out = capfd.readouterr().out
+    assert [json.loads(data)["status"] for data in writes] == [200, 404]
+    assert all(data.endswith(b"\n") and len(data) <= select.PIPE_BUF for data in writes)
+    assert out.encode() == b"".join(writes)

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -6,7 +7,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, make_rides
-from web_service.errors import ModelLoadError
+from web_service.errors import ModelLoadError, SettingsError
 from web_service.settings import AppSettings
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.loader import load_predictor
@@ -92,3 +93,19 @@ def test_a_cached_run_starts_without_importing_mlflow_skops_or_scikit_learn(tmp_
     source, heavy_imports = done.stdout.splitlines()
     assert source.startswith(f"cache $MODEL_CACHE_DIR/{trained_run.run_id} (of tracking server ")
     assert heavy_imports == "[]"
+
+
+def test_a_cache_dir_that_cannot_be_written_stops_a_tracking_server_start_naming_the_setting(tmp_path, trained_run):
+    (tmp_path / "a-file").write_text("")  # fails for root too, unlike a read-only folder
+    wanted = settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri)
+    wanted = dataclasses.replace(wanted, cache_dir=tmp_path / "a-file" / "cache")
+
+    with pytest.raises(SettingsError) as raised:
+        load_predictor(wanted)
+
+    assert raised.value.message == (
+        f"MODEL_CACHE_DIR={tmp_path}/a-file/cache: cannot write the model cache "
+        f"([Errno 20] Not a directory: '{tmp_path}/a-file/cache'); the model from tracking server "
+        f"{trained_run.tracking_uri}, run {trained_run.run_id} is downloaded there: "
+        "set MODEL_CACHE_DIR to a folder this user can write"
+    )
