@@ -40,8 +40,8 @@ keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # Gunicorn's sync request handling behind a small event loop (web_service/worker.py): slow
 # clients (sending or reading) cost a file descriptor, not a worker, and on SIGTERM it answers
 # every connection it holds or finds queued. With threads, Gunicorn's gthread worker, which has
-# neither.
-worker_class = "web_service.worker.DrainingWorker" if threads == 1 else "gthread"
+# neither; both answer Gunicorn's own errors in the service's JSON shape.
+worker_class = "web_service.worker.DrainingWorker" if threads == 1 else "web_service.worker.ThreadedWorker"
 
 # --- loading the model -------------------------------------------------------------------------
 # Load the app, and so the model, once in the master before forking: workers share its memory

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 from web_service.settings import AppSettings
@@ -226,7 +227,22 @@ def _ip(addr: Any) -> str:
     return addr[0] if isinstance(addr, tuple) and addr else str(addr)
 
 
-class DrainingWorker(SyncWorker):
+class JsonErrors:
+    """Gunicorn's own errors (a malformed request line, headers too large) in the service's JSON shape."""
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        """Gunicorn decides the status and logs; the client gets the service's JSON error shape."""
+        capture = Capture()
+        super().handle_error(req, capture, addr, exc)
+        status, reason = capture.status()
+        message = f"the request is not valid HTTP: {exc}" if status < 500 else "internal server error"
+        try:
+            client.sendall(json_error(status, reason, message))
+        except OSError:
+            self.log.debug("Failed to send error message.")
+
+
+class DrainingWorker(JsonErrors, SyncWorker):
     """Gunicorn's sync request handling, with slow clients kept off the worker and a drain on SIGTERM."""
 
     terminating = False
@@ -461,15 +477,10 @@ class DrainingWorker(SyncWorker):
                 else:
                     self.selector.unregister(listener)
 
-    # --- Gunicorn's own errors, in the service's shape --------------------------------------
 
-    def handle_error(self, req, client, addr, exc) -> None:
-        """Gunicorn decides the status and logs; the client gets the service's JSON error shape."""
-        capture = Capture()
-        super().handle_error(req, capture, addr, exc)
-        status, reason = capture.status()
-        message = f"the request is not valid HTTP: {exc}" if status < 500 else "internal server error"
-        try:
-            client.sendall(json_error(status, reason, message))
-        except OSError:
-            self.log.debug("Failed to send error message.")
+class ThreadedWorker(JsonErrors, ThreadWorker):
+    """Gunicorn's gthread worker (GUNICORN_THREADS > 1), its errors in the service's JSON shape.
+
+    It has neither the event loop nor the drain: a thread reads each request, so slow clients
+    hold threads, and connections still queued at SIGTERM are reset.
+    """
