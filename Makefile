@@ -35,7 +35,7 @@ install: pipenv
 install-dev: pipenv
 	$(PIPENV) install --deploy --dev
 
-bench: install-dev wrk  ## the serving benchmark (bench/serving.py): about 8 minutes, writes bench/results/
+bench: install-dev wrk  ## the serving benchmark (bench/serving.py): about 14 minutes, writes bench/results/
 	$(PIPENV) run python -m bench.serving
 
 wrk:

@@ -61,3 +61,13 @@ def test_the_benchmark_names_a_baseline_per_threading_choice(n_jobs):
     from bench.serving import APPS
 
     assert sum(env.get("BASELINE_N_JOBS") == n_jobs for _, env, _ in APPS.values()) == 1
+
+
+def test_the_worker_cost_report_gives_medians_and_the_ratio_of_the_medians():
+    from bench.worker_cost import WORKERS, report
+
+    ours, stock = WORKERS
+    text = report({ours: ([900.0, 600.0, 700.0], [1.0, 1.0, 1.0]), stock: ([500.0, 800.0, 700.0], [1.0] * 3)}, 10, 3)
+
+    assert "| 700 µs (900, 600, 700) |" in text
+    assert "uses 1.00x the stock worker's CPU per request" in text
