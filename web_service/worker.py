@@ -58,6 +58,8 @@ HEAD_LIMIT = 64 * 1024
 # After the answer, how long to read and discard what a client still sends before closing.
 LINGER_S = 2.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# How long a stopping worker keeps taking connections from the queue before it stops listening.
+DRAIN_ACCEPT_S = 1.0
 # Connections taken from the queue in one go before held ones get their turn again.
 ACCEPTS_PER_TURN = 16
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
@@ -312,9 +314,13 @@ class DrainingWorker(JsonErrors, SyncWorker):
             pass
 
     def _accept_all(self, listener) -> bool:
-        took = False
-        while self._accept(listener):
+        # At most DRAIN_ACCEPT_S, telling the master it is alive: under steady load the queue never
+        # empties (each connection is served as it is taken), and a pass without end ran into
+        # Gunicorn's timeout, which killed the worker with a request in hand (seen: 1 in 20,017).
+        took, until = False, time.monotonic() + DRAIN_ACCEPT_S
+        while time.monotonic() < until and self._accept(listener):
             took = True
+            self.notify()
         return took
 
     def _turn(self) -> bool:

@@ -166,6 +166,9 @@ def test_replacing_workers_under_load_fails_no_request_and_the_server_keeps_answ
     as_who = "nobody" if "user" in who else "root"
     report(request, f"{change} under load as {as_who}: {load.answered} answered, {len(load.lost)} failed")
     assert load.lost == [], f"{load.lost[:5]}\n{log[-3000:]}"
+    # A stopping worker that took connections for as long as the load sent them was killed by the
+    # master's timeout, a request in hand: it must stop taking them and exit well before.
+    assert "WORKER TIMEOUT" not in log
     assert load.answered > 100
     assert after == 5  # new connections are taken after the change: nothing left refusing them
     if "max_requests" in change:
