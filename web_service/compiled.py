@@ -21,6 +21,7 @@ import struct
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,6 +63,8 @@ class FastModel(Protocol):
 
     def predict(self, features: Sequence[Mapping[str, Any]]) -> np.ndarray: ...
 
+    def predict_columns(self, pickup: np.ndarray, dropoff: np.ndarray, distance: np.ndarray) -> np.ndarray: ...
+
     def summary(self) -> str: ...
 
 
@@ -85,8 +88,18 @@ class TreeTable:
             return [self.predict_one(f) for f in features]
         rows = np.fromiter((self.rows.get(f[CATEGORY], 0) for f in features), np.intp, len(features))
         # Interval k holds the distances above exactly k thresholds: x <= t goes left, as in the trees.
-        intervals = np.searchsorted(self.thresholds, _tree_inputs(features), side="left")
+        intervals = np.searchsorted(self.thresholds, _tree_inputs(_distances(features)), side="left")
         return self.table[rows, intervals]
+
+    def predict_columns(self, pickup: np.ndarray, dropoff: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """`predict` for rides given as three arrays (zone IDs and miles): the same lookups, no dicts."""
+        rows = self._pairs.rows(pickup, dropoff)
+        intervals = np.searchsorted(self.thresholds, _tree_inputs(_checked(distance)), side="left")
+        return self.table[rows, intervals]
+
+    @cached_property
+    def _pairs(self) -> PairIndex:
+        return PairIndex(self.rows)
 
     def predict_one(self, feature: Mapping[str, Any]) -> float:
         """The same lookup for one ride, without numpy's per-call cost."""
@@ -115,9 +128,19 @@ class LinearForm:
         if len(features) <= SCALAR_MAX_RIDES:
             return [self.predict_one(f) for f in features]
         pu_do = self.weights[np.fromiter((self.rows.get(f[CATEGORY], 0) for f in features), np.intp, len(features))]
-        distance = _distances(features)
+        return self._combine(pu_do, _distances(features))
+
+    def predict_columns(self, pickup: np.ndarray, dropoff: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """`predict` for rides given as three arrays (zone IDs and miles): the same operations, no dicts."""
+        return self._combine(self.weights[self._pairs.rows(pickup, dropoff)], _checked(distance))
+
+    def _combine(self, pu_do: np.ndarray, distance: np.ndarray) -> np.ndarray:
         # scikit-learn's sparse row dot product: ((0 + 1.0 * w_pu_do) + x * w_distance) + intercept.
         return (pu_do + distance * self.weights[-2]) + self.weights[-1]
+
+    @cached_property
+    def _pairs(self) -> PairIndex:
+        return PairIndex(self.rows)
 
     def predict_one(self, feature: Mapping[str, Any]) -> float:
         distance = _finite(feature[DISTANCE])
@@ -131,17 +154,56 @@ class LinearForm:
         return {"weights": self.weights}
 
 
+class PairIndex:
+    """PU_DO row lookup by zone IDs: a grid indexed [pickup, dropoff], 0 for pairs with no row.
+
+    A key counts only in the exact form `prepare_features` writes ("10_50", never "010_50"), so
+    the grid finds a row exactly when the dict lookup on that string would.
+    """
+
+    def __init__(self, rows: Mapping[str, int]) -> None:
+        pairs = {}
+        for key, row in rows.items():
+            zones = _zone_pair(key)
+            if zones is not None:
+                pairs[zones] = row
+        size = 1 + max((max(pair) for pair in pairs), default=0)
+        self.grid = np.zeros((size, size), dtype=np.intp)
+        for (pickup, dropoff), row in pairs.items():
+            self.grid[pickup, dropoff] = row
+
+    def rows(self, pickup: np.ndarray, dropoff: np.ndarray) -> np.ndarray:
+        pickup, dropoff = np.asarray(pickup, np.int64), np.asarray(dropoff, np.int64)
+        size = self.grid.shape[0]
+        inside = (pickup >= 0) & (pickup < size) & (dropoff >= 0) & (dropoff < size)
+        if inside.all():
+            return self.grid[pickup, dropoff]
+        return np.where(inside, self.grid[np.where(inside, pickup, 0), np.where(inside, dropoff, 0)], 0)
+
+
+def _zone_pair(key: str) -> tuple[int, int] | None:
+    pickup, _, dropoff = key.partition("_")
+    if not (pickup.isdecimal() and dropoff.isdecimal() and pickup.isascii() and dropoff.isascii()):
+        return None
+    pair = int(pickup), int(dropoff)
+    return pair if f"{pair[0]}_{pair[1]}" == key else None
+
+
 def _distances(features: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    distance = np.fromiter((f[DISTANCE] for f in features), np.float64, len(features))
+    return _checked(np.fromiter((f[DISTANCE] for f in features), np.float64, len(features)))
+
+
+def _checked(distance: np.ndarray) -> np.ndarray:
+    distance = np.asarray(distance, dtype=np.float64)
     if not np.isfinite(distance).all():  # scikit-learn refuses these too
         raise ValueError(f"{DISTANCE} must be finite")
     return distance
 
 
-def _tree_inputs(features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+def _tree_inputs(distance: np.ndarray) -> np.ndarray:
     # scikit-learn's trees read their input as float32 and compare it with float64 thresholds.
     with np.errstate(over="ignore"):
-        distance = _distances(features).astype(np.float32)
+        distance = distance.astype(np.float32)
     if np.isinf(distance).any():  # scikit-learn refuses these too
         raise ValueError(f"{DISTANCE} is too large for float32")
     return distance.astype(np.float64)

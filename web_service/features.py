@@ -6,7 +6,7 @@ DataFrame form side by side, and testing that they agree, is what stops training
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pandas stays off the serving path's imports
@@ -26,8 +26,18 @@ def prepare_features(ride: Mapping[str, Any]) -> dict[str, str | float]:
 
 def prepare_features_frame(rides: pd.DataFrame) -> list[dict[str, str | float]]:
     """Vectorised `prepare_features` for a DataFrame of rides; gives identical dicts, row by row."""
-    pu_do = rides["PULocationID"].astype("int64").astype(str) + "_" + rides["DOLocationID"].astype("int64").astype(str)
-    distance = rides["trip_distance"].astype("float64")
+    return prepare_features_columns(
+        rides["PULocationID"].astype("int64").tolist(),
+        rides["DOLocationID"].astype("int64").tolist(),
+        rides["trip_distance"].astype("float64").tolist(),
+    )
+
+
+def prepare_features_columns(
+    pickup: Sequence[int], dropoff: Sequence[int], distance: Sequence[float]
+) -> list[dict[str, str | float]]:
+    """`prepare_features` for rides given as columns of Python ints and floats (batch scoring's form)."""
     return [
-        {"PU_DO": key, "trip_distance": value} for key, value in zip(pu_do.tolist(), distance.tolist(), strict=True)
+        {"PU_DO": f"{int(pu)}_{int(do)}", "trip_distance": float(miles)}
+        for pu, do, miles in zip(pickup, dropoff, distance, strict=True)
     ]

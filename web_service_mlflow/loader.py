@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from web_service.cache import CacheNotWritable, ModelCache
 from web_service.compiled_store import load_model
 from web_service.errors import SettingsError
 from web_service.predictor import Predictor
+from web_service.settings import AppSettings
+from web_service.trust import granting
 from web_service_mlflow.flavor import load_run_model, training_record
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
 from web_service_mlflow.retry import with_retries
@@ -33,8 +36,24 @@ from web_service_mlflow.sources import (
 from web_service_mlflow.stores import FolderStore, S3Store
 
 logger = logging.getLogger(__name__)
+SOURCE_VARIABLES = ("MLFLOW_TRACKING_URI", "MODEL_ARTIFACT_ROOT")
 # Beside a cached model: what it was resolved to, so that a start from the cache says the same.
 RESOLUTION_FILE = "resolved.json"
+
+
+def load_from_env(environ: Mapping[str, str]) -> tuple[AppSettings, Predictor]:
+    """The settings and the model that the environment names: what the service and batch both load."""
+    settings = ModelSettings.from_env(environ)
+    ignored = [name for name in SOURCE_VARIABLES if environ.get(name)]
+    if settings.is_default_run and ignored:
+        logger.warning(
+            "neither RUN_ID nor MODEL_URI is set: serving the embedded default run %s, "
+            "ignoring %s; set RUN_ID or MODEL_URI to serve from there",
+            settings.run_id,
+            ", ".join(ignored),
+        )
+    with granting(settings.trust):  # what may be deserialized: ALLOW_PICKLE, SKOPS_TRUSTED_TYPES
+        return settings.app, load_predictor(settings)
 
 
 def make_source(settings: ModelSettings) -> Source:

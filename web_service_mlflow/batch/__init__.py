@@ -1,0 +1,1 @@
+"""Batch scoring by run ID: TLC trip parquet in, one prediction per ride out (see __main__)."""

@@ -1,0 +1,121 @@
+"""Score TLC trip files with the model the service would serve.
+
+    python -m web_service_mlflow.batch green_tripdata_2021-01.parquet --output scored.parquet
+    RUN_ID=<run> python -m web_service_mlflow.batch s3://trips/yellow_tripdata_2021-0{1,2,3}.parquet \\
+        --output s3://scores/2021-q1/ --rejects s3://scores/2021-q1-rejects/ --engine spark
+
+The model is chosen as the service chooses it (RUN_ID, MODEL_URI, MODEL_ARTIFACT_ROOT,
+MLFLOW_TRACKING_URI, else the embedded default run), through the same cache; --run-id and
+--model-uri override the environment. A ride gets a prediction exactly when POST /predict would
+answer it, and the same float; the others are counted per reason (and written with --rejects).
+
+One input on the local engine writes one parquet file; several inputs, or Spark, write a folder
+holding one parquet dataset. Either is written atomically. Exit code 0 on success; 1, with one line
+naming the file or setting and the problem, on bad input or a model that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from web_service_mlflow.batch.local import Job, run_local
+from web_service_mlflow.batch.progress import Progress
+from web_service_mlflow.batch.rides import describe_file, parse_period
+from web_service_mlflow.batch.storage import Destination, parquet_file
+from web_service_mlflow.commands import run_command
+
+ENGINES = ("local", "spark")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m web_service_mlflow.batch", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="TLC trip parquet: a path, s3://... or http(s)://..."
+    )
+    parser.add_argument("--output", required=True, help="a parquet file (one input, local engine) or a folder")
+    parser.add_argument("--rejects", help="also write the rides not scored, with their reason (same form as --output)")
+    parser.add_argument("--engine", choices=ENGINES, default="local")
+    parser.add_argument("--spark-master", default="local[*]", help="with --engine spark (default: local[*])")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--run-id", help="score with this MLflow run (overrides RUN_ID and MODEL_URI)")
+    model.add_argument("--model-uri", help="score with this model URI (overrides RUN_ID and MODEL_URI)")
+    parser.add_argument("--period", help="YYYY-MM for the ride ids, when the file names do not say it")
+    return parser.parse_args(argv)
+
+
+def model_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
+    """The environment the model is chosen from: --run-id or --model-uri replace RUN_ID and MODEL_URI."""
+    environ = dict(environ)
+    if args.run_id:
+        environ.pop("MODEL_URI", None)
+        environ["RUN_ID"] = args.run_id
+    elif args.model_uri:
+        environ.pop("RUN_ID", None)
+        environ["MODEL_URI"] = args.model_uri
+    return environ
+
+
+def plan(args: argparse.Namespace) -> Job:
+    """Check every input and output before the model loads: bad input costs a second, not a run."""
+    folder = args.engine == "spark" or len(args.inputs) > 1
+    output = Destination(args.output, folder)
+    rejects = Destination(args.rejects, folder) if args.rejects else None
+    for destination in (output, rejects):
+        if destination is not None:
+            destination.check()
+    period = parse_period(args.period) if args.period else None
+    trips = []
+    for location in args.inputs:
+        with parquet_file(location) as parquet:
+            groups = tuple(parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups))
+            trips.append(describe_file(location, parquet.schema_arrow, groups, period))
+    return Job(tuple(trips), output, rejects, with_actual=any(trip.dropoff for trip in trips))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    job = plan(args)
+    from web_service_mlflow.loader import load_from_env  # after the checks: loading is the slow part
+
+    environ = model_environment(args, dict(os.environ))
+    _, predictor = load_from_env(environ)
+    progress = Progress(sum(trip.rows for trip in job.trips))
+    destinations = [d for d in (job.output, job.rejects) if d is not None]
+    try:
+        for destination in destinations:
+            destination.prepare()
+        if args.engine == "spark":
+            from web_service_mlflow.batch.spark import run_spark
+
+            totals = run_spark(job, environ, args.spark_master, predictor.model_version, progress)
+        else:
+            totals = run_local(job, predictor, progress)
+        for destination in destinations:
+            destination.commit()
+    except BaseException:
+        for destination in destinations:
+            destination.abort()
+        raise
+    print(totals.summary(time.perf_counter() - started), flush=True)
+    return 0
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    # SIGTERM (a scheduler's stop) unwinds like Ctrl-C, so that the staged output is removed.
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(run_command(main, "cannot score"))

@@ -1,0 +1,89 @@
+"""What batch scoring tells the person or the scheduler running it.
+
+On a terminal, one progress bar redrawn in place; otherwise (cron, a container log) a plain line
+at most every PLAIN_EVERY_S seconds and one per finished file. The last line is always the summary.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TextIO
+
+PLAIN_EVERY_S = 10.0
+BAR_WIDTH = 30
+
+
+@dataclass
+class Totals:
+    """Rides read, scored and rejected (per reason), over every input."""
+
+    files: int = 0
+    scored: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.reasons.values())
+
+    @property
+    def read(self) -> int:
+        return self.scored + self.rejected
+
+    def add(self, scored: int, reasons: Counter[str]) -> None:
+        self.scored += scored
+        self.reasons.update(reasons)
+
+    def summary(self, seconds: float) -> str:
+        """The one line a run ends with."""
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(self.reasons.items()))
+        rejected = f"rejected {self.rejected:,}" + (f" ({reasons})" if reasons else "")
+        rate = self.read / seconds if seconds > 0 else 0.0
+        plural = "" if self.files == 1 else "s"
+        return (
+            f"scored {self.scored:,} rides, {rejected}, from {self.files} file{plural} "
+            f"in {seconds:.2f} s: {rate:,.0f} rides/s"
+        )
+
+
+class Progress:
+    """Rides done out of `total`, shown as a bar on a terminal and as plain lines elsewhere."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total, self.done = total, 0
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = self._last_line = time.monotonic()
+
+    def advance(self, rides: int) -> None:
+        self.done += rides
+        now = time.monotonic()
+        if self.tty:
+            self._draw(now)
+        elif now - self._last_line >= PLAIN_EVERY_S:
+            self._last_line = now
+            self._line(f"{self.done:,} of {self.total:,} rides ({self._percent():.0f}%), {now - self.started:.1f} s")
+
+    def file_done(self, location: str, totals: Totals) -> None:
+        self._line(f"{location}: {totals.read:,} rides, {totals.scored:,} scored, {totals.rejected:,} rejected")
+
+    def note(self, text: str) -> None:
+        self._line(text)
+
+    def _percent(self) -> float:
+        return 100.0 * self.done / self.total if self.total else 100.0
+
+    def _draw(self, now: float) -> None:
+        filled = int(BAR_WIDTH * self._percent() / 100)
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        text = f"\r[{bar}] {self._percent():3.0f}% {self.done:,}/{self.total:,} rides {now - self.started:.1f} s"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")  # clear the bar; it is redrawn by the next advance
+        self.stream.write(text + "\n")
+        self.stream.flush()
