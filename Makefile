@@ -32,8 +32,10 @@ pipenv:
 install: pipenv
 	$(PIPENV) install --deploy
 
+# The test environment adds the dev tools and the Spark engine's pyspark (category "spark", kept
+# out of `make run` and of the image: `pipenv install --categories "packages spark"` for batch alone).
 install-dev: pipenv
-	$(PIPENV) install --deploy --dev
+	$(PIPENV) install --deploy --categories "packages dev-packages spark"
 
 bench: install-dev wrk  ## the serving benchmark (bench/serving.py): about 14 minutes, writes bench/results/
 	$(PIPENV) run python -m bench.serving
@@ -42,14 +44,16 @@ wrk:
 	@command -v wrk >/dev/null || { echo "installing wrk (apt)"; $(APT) update -qq && $(APT) install -y -qq wrk; }
 
 # What the suite runs beside Python: a container engine (Docker when its daemon answers, else
-# podman, buildah and runc, with debootstrap for a local base image) and nginx (the Elastic
-# Beanstalk proxy settings). RUNLEVEL=1 keeps apt from starting nginx as a service.
+# podman, buildah and runc, with debootstrap for a local base image), nginx (the Elastic
+# Beanstalk proxy settings) and Java 17 (Spark 4, for batch scoring's Spark engine). RUNLEVEL=1
+# keeps apt from starting nginx as a service.
 system-tools:
 	@need=""; \
 	if ! docker info >/dev/null 2>&1; then \
 		for tool in podman buildah runc debootstrap; do command -v $$tool >/dev/null || need="$$need $$tool"; done; \
 	fi; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need="$$need nginx-light"; \
+	command -v java >/dev/null || [ -n "$$JAVA_HOME" ] || need="$$need openjdk-17-jre-headless"; \
 	if [ -n "$$need" ]; then echo "installing$$need (apt)"; $(APT) update -qq && $(APT) install -y -qq $$need; fi
 
 image: install system-tools  ## build the container image: Docker, or buildah (with a local base image if need be)

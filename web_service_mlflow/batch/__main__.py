@@ -85,12 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines are about its sockets
     job = plan(args)
     from web_service_mlflow.loader import load_from_env  # after the checks: loading is the slow part
 
     environ = model_environment(args, dict(os.environ))
     _, predictor = load_from_env(environ)
-    progress = Progress(sum(trip.rows for trip in job.trips))
     destinations = [d for d in (job.output, job.rejects) if d is not None]
     try:
         for destination in destinations:
@@ -98,9 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.engine == "spark":
             from web_service_mlflow.batch.spark import run_spark
 
-            totals = run_spark(job, environ, args.spark_master, predictor.model_version, progress)
+            units = sum(len(trip.row_groups) for trip in job.trips)
+            totals = run_spark(job, environ, args.spark_master, Progress(units, "row groups"))
         else:
-            totals = run_local(job, predictor, progress)
+            totals = run_local(job, predictor, Progress(sum(trip.rows for trip in job.trips)))
         for destination in destinations:
             destination.commit()
     except BaseException:

@@ -49,10 +49,10 @@ class Totals:
 
 
 class Progress:
-    """Rides done out of `total`, shown as a bar on a terminal and as plain lines elsewhere."""
+    """Work done out of `total` (rides, or Spark's row groups): a bar on a terminal, else plain lines."""
 
-    def __init__(self, total: int, stream: TextIO | None = None) -> None:
-        self.total, self.done = total, 0
+    def __init__(self, total: int, unit: str = "rides", stream: TextIO | None = None) -> None:
+        self.total, self.done, self.unit = total, 0, unit
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.started = self._last_line = time.monotonic()
@@ -64,7 +64,9 @@ class Progress:
             self._draw(now)
         elif now - self._last_line >= PLAIN_EVERY_S:
             self._last_line = now
-            self._line(f"{self.done:,} of {self.total:,} rides ({self._percent():.0f}%), {now - self.started:.1f} s")
+            self._line(
+                f"{self.done:,} of {self.total:,} {self.unit} ({self._percent():.0f}%), {now - self.started:.1f} s"
+            )
 
     def file_done(self, location: str, totals: Totals) -> None:
         self._line(f"{location}: {totals.read:,} rides, {totals.scored:,} scored, {totals.rejected:,} rejected")
@@ -78,7 +80,7 @@ class Progress:
     def _draw(self, now: float) -> None:
         filled = int(BAR_WIDTH * self._percent() / 100)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        text = f"\r[{bar}] {self._percent():3.0f}% {self.done:,}/{self.total:,} rides {now - self.started:.1f} s"
+        text = f"\r[{bar}] {self._percent():3.0f}% {self.done:,}/{self.total:,} {self.unit} {now - self.started:.1f} s"
         self.stream.write(text)
         self.stream.flush()
 

@@ -188,7 +188,7 @@ def score_batch(
     reason = reject_reasons(pickup_zone, dropoff_zone, distance)
     accepted = reason < 0
     rows = np.arange(first_row, first_row + len(reason), dtype=np.int64)
-    pickup_time = batch.column(trip.pickup).cast(TIMESTAMP)
+    pickup_time = _microseconds(batch.column(trip.pickup))
     keep = pa.array(accepted)
     pu, do, miles = pickup_zone[accepted].astype(np.int64), dropoff_zone[accepted].astype(np.int64), distance[accepted]
     predicted = predictor.predict_columns(pu, do, miles)
@@ -232,9 +232,14 @@ def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
+def _microseconds(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    # TLC files hold whole seconds; pandas writes nanoseconds. Microseconds, truncated, for every file.
+    return pc.cast(column, TIMESTAMP, safe=False)
+
+
 def _minutes(batch: pa.RecordBatch | pa.Table, trip: TripFile) -> pa.Array:
     """Drop-off minus pickup, in minutes; null when either is missing."""
-    start = batch.column(trip.pickup).cast(TIMESTAMP)
-    end = batch.column(trip.dropoff).cast(TIMESTAMP)
+    start = _microseconds(batch.column(trip.pickup))
+    end = _microseconds(batch.column(trip.dropoff))
     microseconds = pc.subtract(end.cast(pa.int64()), start.cast(pa.int64()))
     return pc.divide(microseconds.cast(pa.float64()), 60e6)

@@ -1,0 +1,125 @@
+"""The Spark engine, in local mode on two cores, against the local engine: the same rows and floats.
+
+Real Spark 4 (pyspark from the "spark" Pipfile category, Java 17); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import REPO, make_trips
+
+MONTHS = ("2021-01", "2021-02", "2021-03")
+
+
+def batch(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "web_service_mlflow.batch", *args],
+        cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def three_months(tmp_path_factory) -> list[Path]:
+    """Green, yellow and green files with several row groups each and rides the API refuses."""
+    folder = tmp_path_factory.mktemp("months")
+    paths = []
+    for seed, (month, color) in enumerate(zip(MONTHS, ("green", "yellow", "green"), strict=True)):
+        trips = make_trips(rows=3000 + 500 * seed, seed=seed, color=color)
+        trips.loc[10, "trip_distance"] = 612.0
+        trips.loc[11, "PULocationID"] = 0
+        trips.loc[12, "trip_distance"] = -1.5
+        path = folder / f"{color}_tripdata_{month}.parquet"
+        pq.write_table(pa.Table.from_pandas(trips, preserve_index=False), path, row_group_size=1000)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def both_engines(three_months, tmp_path_factory) -> dict[str, tuple[Path, Path, subprocess.CompletedProcess]]:
+    out = tmp_path_factory.mktemp("out")
+    runs = {}
+    for engine in ("local", "spark"):
+        scored, rejects = out / f"{engine}-scored", out / f"{engine}-rejects"
+        extra = ["--spark-master", "local[2]"] if engine == "spark" else []
+        done = batch(*map(str, three_months), "--output", str(scored), "--rejects", str(rejects),
+                     "--engine", engine, *extra)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        runs[engine] = (scored, rejects, done)
+    return runs
+
+
+def _sorted(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder).sort_values("ride_id").reset_index(drop=True)
+
+
+def test_spark_gives_exactly_the_local_engines_rows_and_floats(both_engines) -> None:
+    local, spark = both_engines["local"], both_engines["spark"]
+    expected, got = _sorted(local[0]), _sorted(spark[0])
+    assert len(got) == len(expected) > 10_000
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    pd.testing.assert_frame_equal(_sorted(spark[1]), _sorted(local[1]), check_exact=True)
+
+
+def test_spark_reports_the_same_summary_as_the_local_engine(both_engines) -> None:
+    def counts(done: subprocess.CompletedProcess) -> str:
+        last = done.stdout.strip().splitlines()[-1]
+        return last.split(" in ")[0]  # "scored N rides, rejected M (...), from 3 files"
+
+    assert counts(both_engines["spark"][2]) == counts(both_engines["local"][2])
+    assert "rejected 9 (" in counts(both_engines["spark"][2])
+
+
+def test_spark_loads_the_model_once_per_python_worker(both_engines, three_months) -> None:
+    stderr = both_engines["spark"][2].stderr
+    found = re.search(r"Spark: (\d+) row groups on (\d+) Python workers, (\d+) model loads", stderr)
+    assert found, stderr
+    groups, workers, loads = map(int, found.groups())
+    assert groups == sum(pq.ParquetFile(path).metadata.num_row_groups for path in three_months) == 11
+    assert 1 <= workers <= 2  # local[2]: Spark reuses its Python workers
+    assert loads == workers
+
+
+def test_spark_writes_a_folder_even_for_one_input(three_months, tmp_path) -> None:
+    done = batch(str(three_months[0]), "--output", str(tmp_path / "one"), "--engine", "spark",
+                 "--spark-master", "local[2]")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "one" / "_SUCCESS").exists()
+    assert len(pd.read_parquet(tmp_path / "one")) == 3000 - 3
+
+
+def test_a_failing_spark_task_is_one_line_and_leaves_no_output(three_months, tmp_path) -> None:
+    # A file the driver could read, gone before the tasks run: the executors fail reading it.
+    doomed = tmp_path / "green_tripdata_2021-04.parquet"
+    doomed.write_bytes(three_months[0].read_bytes())
+    script = (
+        "import sys, pathlib\n"
+        "import web_service_mlflow.batch.spark as spark\n"
+        "original = spark.start_session\n"
+        "def start(master):\n"
+        f"    pathlib.Path({str(doomed)!r}).unlink()\n"
+        "    return original(master)\n"
+        "spark.start_session = start\n"
+        "from web_service_mlflow.batch.__main__ import main\n"
+        "from web_service_mlflow.commands import run_command\n"
+        "sys.exit(run_command(main, 'cannot score'))\n"
+    )
+    argv = [str(doomed), "--output", str(tmp_path / "out"), "--engine", "spark", "--spark-master", "local[2]"]
+    done = subprocess.run([sys.executable, "-c", script, *argv], cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("cannot score: Spark job failed: ")
+    assert last.endswith("green_tripdata_2021-04.parquet: no such file")
+    assert "Traceback" not in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
