@@ -2,6 +2,11 @@
 
     python -m web_service.serve                                  # web_service_mlflow.predict:app
     python -m web_service.serve web_service.predict:app          # any gunicorn arguments, as given
+    python -m web_service.serve python -m web_service_mlflow.batch ...   # a command: run as given
+
+The image's entrypoint is this launcher, so `docker run IMAGE python -m web_service_mlflow.batch
+...` must run that command, not hand it to Gunicorn: a first argument that names a program on
+PATH (and is no Gunicorn option or app) replaces this process, as official images' entrypoints do.
 
 Plain `gunicorn` reads WEB_CONCURRENCY itself, with int(), when its settings module is imported:
 before ./gunicorn.conf.py runs, so `WEB_CONCURRENCY=abc` (or set but empty) ends in a traceback
@@ -14,6 +19,7 @@ nothing before the checks.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
 
@@ -51,8 +57,19 @@ def _whole_number(raw: str, highest: int | None) -> bool:
     return value >= 1 and (highest is None or value <= highest)
 
 
+def command(args: Sequence[str]) -> str | None:
+    """The program to run instead of Gunicorn, when the first argument names one on PATH."""
+    if not args or args[0].startswith("-") or ":" in args[0]:
+        return None
+    return shutil.which(args[0])
+
+
 def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] = os.environ) -> int:
     """Check the settings, then become Gunicorn (which exits by itself); 3 if a setting is wrong."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    program = command(given)
+    if program is not None:
+        os.execv(program, given)
     found = problems(environ)
     for line in found:
         print(f"cannot start: {line}", file=sys.stderr)
@@ -60,7 +77,7 @@ def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] = 
         return EXIT_STARTUP_FAILED
     if "WEB_CONCURRENCY" in environ and not environ["WEB_CONCURRENCY"].strip():
         del environ["WEB_CONCURRENCY"]  # blank is unset here, as everywhere; Gunicorn's int("") would fail
-    args = list(sys.argv[1:] if argv is None else argv) or [DEFAULT_APP]
+    args = given or [DEFAULT_APP]
     from gunicorn.app.wsgiapp import WSGIApplication
 
     sys.argv = ["gunicorn", *args]  # what Gunicorn parses its arguments from, as it is built

@@ -8,12 +8,13 @@ import sys
 import time
 import uuid
 
+import pandas as pd
 import pytest
 import requests
 
 from deploy import container
 from tests.burst import burst_with_stop
-from tests.conftest import REPO
+from tests.conftest import REPO, write_trips
 from tests.processes import free_port
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.settings import default_run_id
@@ -131,3 +132,23 @@ def test_sigterm_during_a_burst_loses_no_request(service):
     state = service.engine.inspect(service.name)["State"]
     assert state["ExitCode"] == 0, service.logs()
     assert "Shutting down: Master" in service.logs()
+
+
+def test_the_image_runs_batch_scoring_as_a_command(engine, image, tmp_path):
+    # `docker run IMAGE python -m web_service_mlflow.batch ...`: the entrypoint runs a command it is given.
+    write_trips(tmp_path / "green_tripdata_2021-01.parquet", rows=500)
+    tmp_path.chmod(0o777)  # the container's user (uid 10001) writes the output here
+    done = engine("run", "--rm", "-v", f"{tmp_path}:/data", image.tag, "python", "-m", "web_service_mlflow.batch",
+                  "/data/green_tripdata_2021-01.parquet", "--output", "/data/scored.parquet", check=False,
+                  timeout=120)  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("scored 500 rides, rejected 0, from 1 file in ")
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    assert len(scored) == 500 and set(scored["model_version"]) == {default_run_id(LOCAL_STORE)}
+
+
+def test_the_image_leaves_out_the_spark_engine(engine, image):
+    done = engine("run", "--rm", "--entrypoint", "python3", image.tag, "-c", "import pyspark", check=False)
+
+    assert done.returncode == 1 and "No module named 'pyspark'" in done.stderr

@@ -44,7 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="a parquet file (one input, local engine) or a folder")
     parser.add_argument("--rejects", help="also write the rides not scored, with their reason (same form as --output)")
     parser.add_argument("--engine", choices=ENGINES, default="local")
-    parser.add_argument("--spark-master", default="local[*]", help="with --engine spark (default: local[*])")
+    parser.add_argument("--spark-master", help="with --engine spark: default local[*], or spark-submit's master")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--run-id", help="score with this MLflow run (overrides RUN_ID and MODEL_URI)")
     model.add_argument("--model-uri", help="score with this model URI (overrides RUN_ID and MODEL_URI)")

@@ -37,6 +37,7 @@ from web_service_mlflow.batch.progress import Progress, Totals
 from web_service_mlflow.data import TripDataError
 
 PACKAGES = ("web_service", "web_service_mlflow")
+PROJECT = Path(__file__).resolve().parents[2]
 # Variables that choose and load the model: the executors load the driver's choice, not their own.
 MODEL_VARIABLES = (
     "RUN_ID", "MODEL_URI", "MLFLOW_TRACKING_URI", "MODEL_ARTIFACT_ROOT", "MODEL_ARTIFACT_PATH",
@@ -96,7 +97,8 @@ def run_spark(job: Job, environ: Mapping[str, str], master: str, progress: Progr
     units = [(file, group) for file, trip in enumerate(job.trips) for group in range(len(trip.row_groups))]
     try:
         with tempfile.TemporaryDirectory(prefix="ride-duration-spark-") as scratch:
-            spark.sparkContext.addPyFile(str(package_zip(Path(scratch))))
+            if PROJECT.is_dir():  # else this code came in a zip, as spark-submit --py-files ships it
+                spark.sparkContext.addPyFile(str(package_zip(Path(scratch))))
             frame = spark.createDataFrame(pd.DataFrame(units, columns=["file", "row_group"]), "file int, row_group int")
             scored = frame.repartition(len(units)).mapInPandas(
                 ScoreUnits(job, model_environment(environ)), RESULT_SCHEMA
@@ -111,7 +113,7 @@ def run_spark(job: Job, environ: Mapping[str, str], master: str, progress: Progr
         spark.stop()
     workers = {row["pid"] for row in results}
     loads = sum(bool(row["loaded"]) for row in results)
-    progress.note(f"Spark: {len(units)} row groups on {len(workers)} Python workers, {loads} model loads")
+    progress.note(f"Spark: {len(units)} row groups on {len(workers)} Python worker(s), {loads} model load(s)")
     return totals_of(results, len(job.trips))
 
 
@@ -132,8 +134,11 @@ def totals_of(results: list[Any], files: int) -> Totals:
     return totals
 
 
-def start_session(master: str):
-    """A Spark session on `master`; one clear line when pyspark or Java is missing."""
+def start_session(master: str | None):
+    """A Spark session on `master`; one clear line when pyspark or Java is missing.
+
+    No master under spark-submit: the cluster's, as submitted. Otherwise local[*] on this machine.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -146,15 +151,20 @@ def start_session(master: str):
     # The executors' Python is this one (with this environment's packages), unless told otherwise.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    builder = SparkSession.builder.master(master).appName("ride-duration-batch")
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started this driver
+    master = master or (None if submitted else "local[*]")
+    builder = SparkSession.builder.appName("ride-duration-batch")
     settings = {
-        "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J.as_uri()}",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.python.worker.reuse": "true",  # the default, relied on: one model load per worker
     }
-    if master.startswith("local"):  # nothing outside this machine talks to a local session
+    if master is not None:
+        builder = builder.master(master)
+    if not submitted:  # a driver we start ourselves: quiet, and no web UI
+        settings |= {"spark.ui.enabled": "false",
+                     "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J.as_uri()}"}  # fmt: skip
+    if master is not None and master.startswith("local"):  # nothing outside this machine talks to it
         settings |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -163,13 +173,12 @@ def start_session(master: str):
 
 def package_zip(folder: Path) -> Path:
     """The project's two packages as one zip, for the executors' Python path (as --py-files would)."""
-    root = Path(__file__).resolve().parents[2]
     archive = folder / "ride_duration.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
         for package in PACKAGES:
-            for path in sorted((root / package).rglob("*")):
+            for path in sorted((PROJECT / package).rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts:
-                    bundle.write(path, path.relative_to(root))
+                    bundle.write(path, path.relative_to(PROJECT))
     return archive
 
 

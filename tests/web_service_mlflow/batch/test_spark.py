@@ -17,6 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO, make_trips
+from web_service_mlflow.batch.spark import package_zip
+from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.settings import default_run_id
 
 MONTHS = ("2021-01", "2021-02", "2021-03")
 
@@ -82,7 +85,7 @@ def test_spark_reports_the_same_summary_as_the_local_engine(both_engines) -> Non
 
 def test_spark_loads_the_model_once_per_python_worker(both_engines, three_months) -> None:
     stderr = both_engines["spark"][2].stderr
-    found = re.search(r"Spark: (\d+) row groups on (\d+) Python workers, (\d+) model loads", stderr)
+    found = re.search(r"Spark: (\d+) row groups on (\d+) Python worker\(s\), (\d+) model load\(s\)", stderr)
     assert found, stderr
     groups, workers, loads = map(int, found.groups())
     assert groups == sum(pq.ParquetFile(path).metadata.num_row_groups for path in three_months) == 11
@@ -123,3 +126,24 @@ def test_a_failing_spark_task_is_one_line_and_leaves_no_output(three_months, tmp
     assert last.endswith("green_tripdata_2021-04.parquet: no such file")
     assert "Traceback" not in done.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_the_job_submitted_with_spark_submit_as_to_a_cluster_gives_the_same_rows(both_engines, three_months, tmp_path):
+    # As docs/batch.md submits it: the packages as --py-files, the model by RUN_ID from a store the
+    # executors reach (here the repo's folder store), the master given to spark-submit alone.
+    bundle = tmp_path / "ride_duration.zip"
+    package_zip(tmp_path)
+    run_id = default_run_id(LOCAL_STORE)
+    env = os.environ | {"RUN_ID": run_id, "MODEL_ARTIFACT_ROOT": str(LOCAL_STORE), "ALLOW_PICKLE": "1",
+                        "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}  # fmt: skip
+    env.pop("PYTHONPATH", None)
+    submit = Path(sys.executable).with_name("spark-submit")
+    done = subprocess.run(
+        [str(submit), "--master", "local[2]", "--py-files", str(bundle), "--conf", "spark.ui.enabled=false",
+         str(REPO / "web_service_mlflow" / "batch" / "__main__.py"), *map(str, three_months),
+         "--output", str(tmp_path / "out"), "--engine", "spark"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    pd.testing.assert_frame_equal(_sorted(tmp_path / "out"), _sorted(both_engines["local"][0]), check_exact=True)
