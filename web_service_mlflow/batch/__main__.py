@@ -21,11 +21,10 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 
 from web_service_mlflow.batch.local import Job, run_local
-from web_service_mlflow.batch.progress import Progress
+from web_service_mlflow.batch.progress import Progress, seconds_since_start
 from web_service_mlflow.batch.rides import describe_file, parse_period
 from web_service_mlflow.batch.storage import Destination, parquet_file
 from web_service_mlflow.commands import run_command
@@ -82,7 +81,6 @@ def plan(args: argparse.Namespace) -> Job:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    started = time.perf_counter()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines are about its sockets
@@ -108,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for destination in destinations:
             destination.abort()
         raise
-    print(totals.summary(time.perf_counter() - started), flush=True)
+    print(totals.summary(seconds_since_start()), flush=True)
     return 0
 
 

@@ -6,6 +6,7 @@ at most every PLAIN_EVERY_S seconds and one per finished file. The last line is 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 PLAIN_EVERY_S = 10.0
+_IMPORTED = time.monotonic()
 BAR_WIDTH = 30
 
 
@@ -46,6 +48,16 @@ class Totals:
             f"scored {self.scored:,} rides, {rejected}, from {self.files} file{plural} "
             f"in {seconds:.2f} s: {rate:,.0f} rides/s"
         )
+
+
+def seconds_since_start() -> float:
+    """Seconds since this process started (interpreter and imports included), as `time` would say."""
+    try:  # /proc/self/stat field 22: start time in clock ticks after boot; CLOCK_BOOTTIME counts the same
+        with open("/proc/self/stat") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.monotonic() - _IMPORTED
 
 
 class Progress:

@@ -33,6 +33,7 @@ TIME_COLUMNS = (
 PERIOD_IN_NAME = re.compile(r"(?<!\d)(\d{4})-(\d{2})(?!\d)")
 PERIOD = re.compile(r"(\d{4})-(\d{2})")
 TIMESTAMP = pa.timestamp("us")
+NAN = pa.scalar(float("nan"), pa.float64())
 
 # Why a ride is not scored, in the order they are checked: a ride counts under its first reason.
 # Zones are checked as the contract checks them: the range on the number first, then integrality.
@@ -229,7 +230,9 @@ def ride_ids(period: str, rows: np.ndarray) -> pa.Array:
 def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     # Nulls become NaN: the contract refuses both as a missing value. int64 -> float64 is exact up
     # to 2**53, and anything that large is out of the zone range either way.
-    return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return pc.fill_null(column.cast(pa.float64()), NAN).to_numpy(zero_copy_only=True)
 
 
 def _microseconds(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
