@@ -66,6 +66,8 @@ class Predictor:
         The compiled forms look the columns up directly (the same table and operations as
         `predict`); scikit-learn gets the very feature dicts `predict` would build.
         """
+        if len(distance) == 0:  # scikit-learn refuses an empty batch; a batch of refused rides is one
+            return np.empty(0, dtype=np.float64)
         columnar = getattr(self.pipeline, "predict_columns", None)
         if columnar is not None:
             return np.asarray(columnar(pickup, dropoff, distance), dtype=np.float64)

@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from web_service_mlflow.batch.local import Job, run_local
 from web_service_mlflow.batch.progress import Progress, seconds_since_start
 from web_service_mlflow.batch.rides import describe_file, parse_period
-from web_service_mlflow.batch.storage import Destination, parquet_file
+from web_service_mlflow.batch.storage import Destination, OutputError, parquet_file
 from web_service_mlflow.commands import run_command
+from web_service_mlflow.data import TripDataError
 
 ENGINES = ("local", "spark")
 
@@ -65,12 +66,16 @@ def model_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
 
 def plan(args: argparse.Namespace) -> Job:
     """Check every input and output before the model loads: bad input costs a second, not a run."""
+    # One file for one input on the local engine; a folder otherwise, or when the name ends in "/".
     folder = args.engine == "spark" or len(args.inputs) > 1
-    output = Destination(args.output, folder)
-    rejects = Destination(args.rejects, folder) if args.rejects else None
+    output = Destination(args.output, folder or args.output.endswith("/"))
+    rejects = Destination(args.rejects, folder or args.rejects.endswith("/")) if args.rejects else None
+    _refuse_overlaps(args)
     for destination in (output, rejects):
         if destination is not None:
             destination.check()
+    if args.period and len(args.inputs) > 1:
+        raise TripDataError("--period names one file's month; with several inputs, each file's name must say its own")
     period = parse_period(args.period) if args.period else None
     trips = []
     for location in args.inputs:
@@ -78,6 +83,20 @@ def plan(args: argparse.Namespace) -> Job:
             groups = tuple(parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups))
             trips.append(describe_file(location, parquet.schema_arrow, groups, period))
     return Job(tuple(trips), output, rejects, with_actual=any(trip.dropoff for trip in trips))
+
+
+def _refuse_overlaps(args: argparse.Namespace) -> None:
+    """Scores must not replace the trips they come from, nor the rejects the scores."""
+
+    def same(location: str) -> str:
+        return location.rstrip("/") if "://" in location else os.path.realpath(location)
+
+    inputs = {same(location) for location in args.inputs}
+    for flag, location in (("--output", args.output), ("--rejects", args.rejects)):
+        if location and same(location) in inputs:
+            raise OutputError(f"{flag} {location}: is one of the inputs; name another place")
+    if args.rejects and same(args.rejects) == same(args.output):
+        raise OutputError(f"--rejects {args.rejects}: is the --output too; name another place")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             totals = run_local(job, predictor, Progress(sum(trip.rows for trip in job.trips)))
         for destination in destinations:
             destination.commit()
+    except KeyboardInterrupt:
+        for destination in destinations:
+            destination.abort()
+        raise Interrupted(128 + signal.SIGINT) from None
     except BaseException:
         for destination in destinations:
             destination.abort()
@@ -112,9 +135,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _terminate(signum: int, _frame: object) -> None:
     # SIGTERM (a scheduler's stop) unwinds like Ctrl-C, so that the staged output is removed.
-    raise SystemExit(128 + signum)
+    raise Interrupted(128 + signum)
+
+
+class Interrupted(Exception):
+    """SIGTERM or Ctrl-C: the run stops, its staged output removed, and says so in one line."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("interrupted; nothing was written, earlier output is untouched")
+        self.code = code
+
+
+def run() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return run_command(main, "cannot score")
+    except Interrupted as stop:
+        print(f"cannot score: {stop}", file=sys.stderr)
+        return stop.code
+    except KeyboardInterrupt:  # before anything was staged
+        print(f"cannot score: {Interrupted(0)}", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _terminate)
-    sys.exit(run_command(main, "cannot score"))
+    sys.exit(run())

@@ -6,16 +6,19 @@ checked, scored and appended to the output part before the next is read.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from web_service.predictor import Predictor
 from web_service_mlflow.batch.progress import Progress, Totals
 from web_service_mlflow.batch.rides import REJECTS_SCHEMA, TripFile, score_batch, scored_schema
-from web_service_mlflow.batch.storage import Destination, parquet_file, part_writer
+from web_service_mlflow.batch.storage import Destination, parquet_file, part_writer, reading, writing
 
 # Rides per record batch: large enough that per-batch costs vanish (0.1% at this size), small
 # enough that a batch's arrays stay a few tens of MB.
@@ -59,24 +62,48 @@ def score_file(
     totals = Totals()
     with ExitStack() as stack:
         parquet = stack.enter_context(parquet_file(trip.location))
-        scored_out = stack.enter_context(part_writer(output, scored_schema(job.with_actual)))
-        rejects_out = stack.enter_context(part_writer(rejects, REJECTS_SCHEMA)) if rejects else None
+        scored_out = stack.enter_context(_writer(output, scored_schema(job.with_actual)))
+        rejects_out = stack.enter_context(_writer(rejects, REJECTS_SCHEMA)) if rejects else None
         for first_row, batch in _batches(parquet, trip, row_groups):
             result = score_batch(batch, trip, first_row, predictor, job.with_actual)
-            scored_out.write_table(result.rides)
+            with writing(output):
+                scored_out.write_table(result.rides)
             if rejects_out is not None and result.rejects.num_rows:
-                rejects_out.write_table(result.rejects)
+                with writing(rejects):
+                    rejects_out.write_table(result.rejects)
             totals.add(result.rides.num_rows, result.reasons)
             if progress is not None:
                 progress.advance(batch.num_rows)
     return totals
 
 
+@contextmanager
+def _writer(location: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A part writer whose opening and closing (the upload, on S3) fail in one line naming it;
+    what the body raises (a read or scoring error) passes through unchanged."""
+    manager = part_writer(location, schema)
+    with writing(location):
+        writer = manager.__enter__()
+    try:
+        yield writer
+    except BaseException:
+        if not manager.__exit__(*sys.exc_info()):
+            raise
+        return
+    with writing(location):
+        manager.__exit__(None, None, None)
+
+
 def _batches(parquet: pq.ParquetFile, trip: TripFile, row_groups: list[int] | None):
-    """(index of the batch's first row in the file, batch), in file order."""
+    """(index of the batch's first row in the file, batch), in file order; read errors name the file."""
     groups = list(range(len(trip.row_groups))) if row_groups is None else row_groups
     for group in groups:
         first_row = trip.first_row(group)
-        for batch in parquet.iter_batches(BATCH_ROWS, row_groups=[group], columns=trip.columns):
+        batches = parquet.iter_batches(BATCH_ROWS, row_groups=[group], columns=trip.columns)
+        while True:
+            with reading(trip.location):
+                batch = next(batches, None)
+            if batch is None:
+                break
             yield first_row, batch
             first_row += batch.num_rows

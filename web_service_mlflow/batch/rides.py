@@ -200,8 +200,8 @@ def score_batch(
         "DOLocationID": do,
         "trip_distance": miles,
     }
-    if with_actual:
-        actual = _minutes(batch, trip).filter(keep)
+    if with_actual:  # null for a file without drop-off times, scored beside files with them
+        actual = _minutes(batch, trip).filter(keep) if trip.dropoff else pa.nulls(len(pu), pa.float64())
         columns |= {"actual_duration": actual, "diff": pc.subtract(actual, pa.array(predicted))}
     columns |= {"predicted_duration": predicted, "model_version": pa.repeat(predictor.model_version, len(pu))}
     rides = pa.table(columns, schema=scored_schema(with_actual))
@@ -232,7 +232,8 @@ def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     # to 2**53, and anything that large is out of the zone range either way.
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    return pc.fill_null(column.cast(pa.float64()), NAN).to_numpy(zero_copy_only=True)
+    # Unsafe: an integer beyond 2**53 (or a uint64) rounds instead of failing; it is refused anyway.
+    return pc.fill_null(pc.cast(column, pa.float64(), safe=False), NAN).to_numpy(zero_copy_only=True)
 
 
 def _microseconds(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

@@ -30,6 +30,12 @@ from web_service_mlflow.data import TripDataError
 from web_service_mlflow.sources import s3_client
 
 SUCCESS = "_SUCCESS"
+
+
+class OutputError(TripDataError):
+    """The output location cannot be written as asked."""
+
+
 TEMPORARY = "_temporary"
 READ_AHEAD = 1 << 20  # bytes per range request beyond what pyarrow asks for: fewer round trips
 
@@ -111,26 +117,49 @@ def _http_reader(location: str) -> RangeReader:
 
 @contextmanager
 def parquet_file(location: str) -> Iterator[pq.ParquetFile]:
-    """Open a TLC parquet file for reading; any failure becomes one TripDataError naming it."""
-    try:
+    """Open a TLC parquet file for reading; a failure to open it is one TripDataError naming it.
+
+    Only the opening is judged here: what fails later, while reading, scoring or writing, says so
+    itself (see `reading`).
+    """
+    with reading(location):
         if is_s3(location):
             source: Any = io.BufferedReader(_s3_reader(location), READ_AHEAD)
         elif is_http(location):
             source = io.BufferedReader(_http_reader(location), READ_AHEAD)
+        elif Path(location).is_dir():
+            raise TripDataError(f"{location}: is a folder; name the parquet files in it")
         else:
             source = location
-        with pq.ParquetFile(source) as parquet:
-            yield parquet
+        parquet = pq.ParquetFile(source)
+    with parquet:
+        yield parquet
+
+
+@contextmanager
+def reading(location: str) -> Iterator[None]:
+    """Turn what goes wrong while reading `location` into one TripDataError naming it."""
+    try:
+        yield
     except TripDataError:
         raise
     except FileNotFoundError:
         raise TripDataError(f"{location}: no such file") from None
-    except IsADirectoryError:
-        raise TripDataError(f"{location}: is a folder; name the parquet files in it") from None
     except pa.ArrowInvalid as error:
         raise TripDataError(f"{location}: not a parquet file ({_short(error)})") from None
     except Exception as error:  # network, permissions, S3: what failed, in a line
         raise TripDataError(f"{location}: cannot read it ({_short(error)})") from None
+
+
+@contextmanager
+def writing(location: str) -> Iterator[None]:
+    """Turn what goes wrong while writing to `location` (a full disk, S3 refusing) into one line."""
+    try:
+        yield
+    except TripDataError:
+        raise
+    except Exception as error:
+        raise OutputError(f"{location}: cannot write it ({_short(error)})") from None
 
 
 def _short(error: BaseException) -> str:
@@ -139,10 +168,6 @@ def _short(error: BaseException) -> str:
 
 
 # --- writing -------------------------------------------------------------------------------------
-
-
-class OutputError(TripDataError):
-    """The output location cannot be written as asked."""
 
 
 @dataclass
@@ -156,9 +181,7 @@ class Destination:
     def check(self) -> None:
         """Refuse, before any work, to replace what this command did not write."""
         if is_s3(self.location):
-            bucket, key = _bucket_key(self.location)
-            if not key:
-                raise OutputError(f"{self.location}: name a key or prefix in the bucket, not the bucket alone")
+            self._check_s3()
             return
         path = Path(self.location)
         if not path.parent.is_dir():
@@ -172,6 +195,22 @@ class Destination:
         if self.folder and path.is_dir() and not (path / SUCCESS).exists() and any(path.iterdir()):
             raise OutputError(
                 f"{self.location}: a folder that this command did not write (no {SUCCESS}); name a new or empty folder"
+            )
+
+    def _check_s3(self) -> None:
+        bucket, key = _bucket_key(self.location.rstrip("/"))
+        if not key:
+            raise OutputError(f"{self.location}: name a key or prefix in the bucket, not the bucket alone")
+        if not self.folder:
+            return
+        with reading(self.location):
+            client = s3_client()
+            found = client.list_objects_v2(Bucket=bucket, Prefix=f"{key}/", MaxKeys=2).get("Contents", [])
+            ours = bool(_keys(client, bucket, f"{key}/{SUCCESS}"))
+        if found and not ours:
+            raise OutputError(
+                f"{self.location}: a prefix holding keys that this command did not write (no {SUCCESS}); "
+                "name a new or empty prefix"
             )
 
     # Where parts are written before the commit: a local folder, or an S3 prefix.
@@ -206,7 +245,11 @@ class Destination:
         if target.exists():  # an earlier output of this command: swap, then remove it
             old = target.parent / f".{target.name}.{self.token}.old"
             os.replace(target, old)
-            os.replace(staged, target)
+            try:
+                os.replace(staged, target)
+            except BaseException:
+                os.replace(old, target)  # the earlier output stays where it was
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staged, target)
@@ -248,6 +291,8 @@ def _commit_s3(destination: Destination) -> None:
         client.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": staged[0]})
         _delete_keys(client, bucket, staged)
         return
+    # Readers wait for _SUCCESS: it goes first, and comes back only when every part is in place.
+    client.delete_object(Bucket=bucket, Key=f"{target}/{SUCCESS}")
     placed = set()
     for key in staged:
         final = f"{target}/{key[len(staging) + 1 :]}"
