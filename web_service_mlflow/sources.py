@@ -295,7 +295,7 @@ def s3_client():
 
     # MLflow's variable first, as MLflow itself honours it; boto3 reads AWS_ENDPOINT_URL_S3 itself.
     endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None
-    config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1, "mode": "standard"})
+    config = Config(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 1, "mode": "standard"})
     # A session of its own reads the credential chain as the environment stands now.
     return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
 

@@ -138,7 +138,7 @@ def _terminate(signum: int, _frame: object) -> None:
     raise Interrupted(128 + signum)
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):  # not an Exception: no handler may take it for a read error
     """SIGTERM or Ctrl-C: the run stops, its staged output removed, and says so in one line."""
 
     def __init__(self, code: int) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,9 +102,13 @@ def _http_reader(location: str) -> RangeReader:
     import requests
 
     session = requests.Session()
-    head = session.head(location, allow_redirects=True, timeout=30)
-    head.raise_for_status()
-    size = int(head.headers["Content-Length"])
+    # The size from a ranged GET, not HEAD: presigned S3 URLs are signed for GET alone.
+    probe = session.get(location, headers={"Range": "bytes=0-0"}, timeout=30, stream=True)
+    probe.close()
+    probe.raise_for_status()
+    if probe.status_code != 206 or "/" not in probe.headers.get("Content-Range", ""):
+        raise OSError(f"the server does not answer range requests (status {probe.status_code})")
+    size = int(probe.headers["Content-Range"].rsplit("/", 1)[1])
 
     def fetch(first: int, last: int) -> bytes:
         answer = session.get(location, headers={"Range": f"bytes={first}-{last}"}, timeout=60)
@@ -139,6 +144,7 @@ def parquet_file(location: str) -> Iterator[pq.ParquetFile]:
 @contextmanager
 def reading(location: str) -> Iterator[None]:
     """Turn what goes wrong while reading `location` into one TripDataError naming it."""
+    location = shown(location)
     try:
         yield
     except TripDataError:
@@ -160,6 +166,11 @@ def writing(location: str) -> Iterator[None]:
         raise
     except Exception as error:
         raise OutputError(f"{location}: cannot write it ({_short(error)})") from None
+
+
+def shown(location: str) -> str:
+    """A location as messages show it: a URL's query (a presigned signature) left out."""
+    return location.split("?", 1)[0] + "?..." if is_http(location) and "?" in location else location
 
 
 def _short(error: BaseException) -> str:
@@ -201,13 +212,11 @@ class Destination:
         bucket, key = _bucket_key(self.location.rstrip("/"))
         if not key:
             raise OutputError(f"{self.location}: name a key or prefix in the bucket, not the bucket alone")
-        if not self.folder:
-            return
-        with reading(self.location):
+        with writing(self.location):  # credentials and endpoint checked before the model loads
             client = s3_client()
             found = client.list_objects_v2(Bucket=bucket, Prefix=f"{key}/", MaxKeys=2).get("Contents", [])
             ours = bool(_keys(client, bucket, f"{key}/{SUCCESS}"))
-        if found and not ours:
+        if self.folder and found and not ours:
             raise OutputError(
                 f"{self.location}: a prefix holding keys that this command did not write (no {SUCCESS}); "
                 "name a new or empty prefix"
@@ -235,7 +244,8 @@ class Destination:
 
     def commit(self) -> None:
         if is_s3(self.location):
-            _commit_s3(self)
+            with writing(self.location):
+                _commit_s3(self)
             return
         target, staged = Path(self.location), Path(self.staging)
         if not self.folder:
@@ -255,8 +265,12 @@ class Destination:
             os.replace(staged, target)
 
     def abort(self) -> None:
+        """Remove what was staged; best effort on S3, where the failure may be S3 itself."""
         if is_s3(self.location):
-            _delete_prefix(self.staging)
+            try:
+                _delete_prefix(self.staging)
+            except Exception as error:
+                print(f"could not remove {self.staging}/ ({_short(error)}); delete it by hand", file=sys.stderr)
             return
         staged = Path(self.staging)
         if staged.is_dir():
