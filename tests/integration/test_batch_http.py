@@ -25,7 +25,7 @@ import requests
 
 from tests.conftest import REPO
 from tests.integration.servers import BUCKET
-from tests.integration.test_batch_s3 import same, tlc_file, without_source
+from tests.integration.test_batch_s3 import one_line, same, tlc_file, without_source
 from tests.processes import MODEL_VARIABLES, free_port
 
 pytestmark = pytest.mark.integration
@@ -124,14 +124,6 @@ def batch(cache: Path, *args: str) -> subprocess.CompletedProcess:
     env |= {"PYTHONPATH": str(REPO), "MODEL_CACHE_DIR": str(cache)}
     return subprocess.run([sys.executable, "-m", "web_service_mlflow.batch", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-
-
-def one_line(done: subprocess.CompletedProcess) -> str:
-    assert done.returncode == 1, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("cannot ")]
-    assert len(errors) == 1 and done.stderr.splitlines()[-1] == errors[0], done.stderr
-    return errors[0]
 
 
 @pytest.mark.parametrize("query", ["", "?X-Amz-Expires=600&X-Amz-Signature=0a1b"], ids=["plain", "signed-url"])
