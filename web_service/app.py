@@ -11,7 +11,8 @@ from werkzeug.exceptions import HTTPException
 from web_service.auth import init_auth
 from web_service.errors import ErrorDetail, ServiceError
 from web_service.invocations import mlflow_protocol
-from web_service.metrics import RequestMetrics, init_metrics
+from web_service.livedrift import start_live_drift
+from web_service.metrics import RequestMetrics, init_metrics, service_metrics
 from web_service.observe import ObservedApp, request_id
 from web_service.openapi import build_document, openapi_views
 from web_service.predictionlog import PredictionLog
@@ -33,8 +34,10 @@ def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     app.json.sort_keys = False  # keep "code, message, details" in the order people read them
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     log = PredictionLog(settings.prediction_log) if settings.prediction_log else None
-    app.extensions[SERVING] = Serving(predictor, run_self_check(predictor), settings.max_batch_size, log)
-    init_metrics(app, predictor.model_version, predictor.source)
+    self_check = run_self_check(predictor)
+    live = start_live_drift(predictor.profile, settings.live_drift, service_metrics(), predictor.model_version)
+    app.extensions[SERVING] = Serving(predictor, self_check, settings.max_batch_size, log, live)
+    init_metrics(app, predictor.model_version, predictor.source, self_check["passed"])
     init_auth(app, settings.api_tokens, PROTECTED_ENDPOINTS)
     app.register_blueprint(views)
     app.register_blueprint(mlflow_protocol)

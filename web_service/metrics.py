@@ -63,6 +63,27 @@ class ServiceMetrics:
             "ride_duration_model_info", "The model this server serves (value 1).", ["model_version", "source"],
             multiprocess_mode="max",
         )  # fmt: skip
+        # "live" modes: a dead worker's value leaves with it (gunicorn.conf.py's child_exit).
+        self.ready = Gauge(
+            "ride_duration_ready", "1 when the model passed its self-check and serves, else 0.",
+            multiprocess_mode="livemin",
+        )  # fmt: skip
+        self.drift_score = Gauge(
+            "ride_duration_drift_score", "Drift of recent rides from the run's reference profile (largest worker).",
+            ["column", "method"], multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.drift_threshold = Gauge(
+            "ride_duration_drift_threshold", "The score above which a column counts as drifted.",
+            ["column", "method"], multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.drift_detected = Gauge(
+            "ride_duration_drift_detected", "1 when a drift score of the column is over its threshold.",
+            ["column"], multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.drift_window = Gauge(
+            "ride_duration_drift_window_rides", "Recent rides compared with the profile (smallest worker window).",
+            multiprocess_mode="livemin",
+        )  # fmt: skip
 
 
 @functools.cache
@@ -138,9 +159,11 @@ PENDING = Pending()
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def init_metrics(app: Flask, model_version: str, source: str) -> None:
-    """Record the served model; expose GET /metrics. Requests are counted by `RequestMetrics`."""
-    service_metrics().model.labels(model_version=model_version, source=source).set(1)
+def init_metrics(app: Flask, model_version: str, source: str, ready: bool) -> None:
+    """Record the served model and its readiness; expose GET /metrics. `RequestMetrics` counts requests."""
+    metrics = service_metrics()
+    metrics.model.labels(model_version=model_version, source=source).set(1)
+    metrics.ready.set(1 if ready else 0)
     app.add_url_rule("/metrics", "metrics", _metrics)
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from web_service.compiled import model_facts
+from web_service.drift import Profile
 from web_service.fastpath import Engine
 from web_service.features import FEATURE_NAMES, prepare_features, prepare_features_columns
 from web_service.redact import shown, shown_tree
@@ -39,6 +40,7 @@ class Predictor:
         source: str,
         metadata: Mapping[str, Any] | None = None,
         engine: Engine | None = None,
+        profile: Profile | None = None,
     ) -> None:
         self.pipeline = pipeline  # a scikit-learn Pipeline, or its compiled form (web_service.compiled)
         self.model_version = model_version
@@ -48,6 +50,8 @@ class Predictor:
         # What the loader knows: run ID, registry name and version, training params and metrics.
         self.metadata = dict(metadata or {})
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        # The run's reference profile (its `reference/` artifact, or DRIFT_PROFILE): live drift's baseline.
+        self.profile = profile
 
     def publish(self, roots: Mapping[Path, str]) -> None:
         """Show source and metadata as the open /model and the metrics may: no secret, no machine path."""
@@ -97,6 +101,7 @@ class Predictor:
             "engine": self.engine.describe(),
             "libraries": {"python": platform.python_version()} | _versions(LIBRARIES),
             "loaded_at": self.loaded_at,
+            "reference_profile": None if self.profile is None else self.profile.summary(),
         }
 
 

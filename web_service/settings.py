@@ -6,12 +6,15 @@ than surfacing later as a failed request.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from web_service.drift import Thresholds
 from web_service.errors import SettingsError
+from web_service.livedrift import LiveDriftSettings
 from web_service.predictionlog import check_appendable
 
 Environ = Mapping[str, str]
@@ -41,6 +44,20 @@ def env_bool(environ: Environ, name: str, default: bool) -> bool:
     if raw in TRUE_WORDS + FALSE_WORDS:
         return raw in TRUE_WORDS
     raise SettingsError(f"{name} must be true or false, got {environ[name]!r}")
+
+
+def env_float(environ: Environ, name: str, default: float, minimum: float = 0.0) -> float:
+    """Read a number above `minimum`, or fail naming the variable."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > minimum or not math.isfinite(value):
+        raise SettingsError(f"{name} must be a number above {minimum:g}, got {raw!r}")
+    return value
 
 
 def env_str(environ: Environ, name: str) -> str | None:
@@ -73,6 +90,8 @@ class AppSettings:
     api_tokens: tuple[str, ...] = ()
     # PREDICTION_LOG: JSON-lines file of every prediction's inputs and outputs; unset means off.
     prediction_log: Path | None = None
+    # DRIFT_*: live drift against the run's reference profile (web_service.livedrift).
+    live_drift: LiveDriftSettings = LiveDriftSettings()
 
     @classmethod
     def from_env(cls, environ: Environ) -> AppSettings:
@@ -81,7 +100,33 @@ class AppSettings:
             max_batch_size=env_int(environ, "MAX_BATCH_SIZE", cls.max_batch_size),
             api_tokens=env_tokens(environ, "API_TOKEN"),
             prediction_log=check_appendable(Path(log)) if (log := env_str(environ, "PREDICTION_LOG")) else None,
+            live_drift=live_drift_settings(environ),
         )
+
+
+def live_drift_settings(environ: Environ) -> LiveDriftSettings:
+    """DRIFT_MONITOR, DRIFT_INTERVAL_SECONDS, DRIFT_WINDOW, DRIFT_MIN_RIDES and the thresholds."""
+    default, lines = LiveDriftSettings(), Thresholds()
+    window = env_int(environ, "DRIFT_WINDOW", default.window)
+    min_rides = env_int(environ, "DRIFT_MIN_RIDES", min(lines.min_rides, window))
+    if min_rides > window:
+        raise SettingsError(
+            f"DRIFT_MIN_RIDES={min_rides} is more than DRIFT_WINDOW={window}: the window would never hold "
+            "enough rides for a verdict; lower DRIFT_MIN_RIDES or raise DRIFT_WINDOW"
+        )
+    thresholds = Thresholds(
+        psi=env_float(environ, "DRIFT_PSI", lines.psi),
+        ks=env_float(environ, "DRIFT_KS", lines.ks),
+        js=env_float(environ, "DRIFT_JS", lines.js),
+        rmse_ratio=lines.rmse_ratio,
+        min_rides=min_rides,
+    )
+    return LiveDriftSettings(
+        enabled=env_bool(environ, "DRIFT_MONITOR", default.enabled),
+        interval_s=env_float(environ, "DRIFT_INTERVAL_SECONDS", default.interval_s),
+        window=window,
+        thresholds=thresholds,
+    )
 
 
 def model_cache_dir(environ: Environ) -> Path:

@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import BadRequest
 
 from web_service.errors import ErrorDetail, InvalidRequest, NotReady, UnsupportedMediaType
+from web_service.livedrift import LiveDrift
 from web_service.metrics import observe_predictions
 from web_service.observe import note_batch_size, request_id
 from web_service.predictionlog import PredictionLog
@@ -29,6 +30,7 @@ class Serving:
     self_check: dict[str, Any]
     max_batch_size: int
     prediction_log: PredictionLog | None
+    live_drift: LiveDrift | None = None
 
     @property
     def ready(self) -> bool:
@@ -69,6 +71,8 @@ def predict_rides(payload: Any) -> tuple[list[float], bool, Predictor]:
     observe_predictions(durations)
     if now.prediction_log is not None:
         now.prediction_log.record(request_id(), now.predictor.model_version, rides, durations)
+    if now.live_drift is not None:
+        now.live_drift.record(rides, durations)
     return durations, body.is_batch, now.predictor
 
 

@@ -1,0 +1,118 @@
+"""Live drift: each worker compares its recent rides with the served run's profile, off the request path.
+
+A request only appends its (already validated) rides and their durations to a queue, under a lock
+held for an append. A thread of the worker wakes every DRIFT_INTERVAL_SECONDS, moves the queued
+rides into a sliding window of the last DRIFT_WINDOW rides, measures the window against the
+profile with the report's own methods (`web_service.drift.compare`) and sets the gauges:
+
+    ride_duration_drift_score{column,method}     PSI and KS for numbers, Jensen-Shannon for zones
+    ride_duration_drift_threshold{column,method} the line each score is held to
+    ride_duration_drift_detected{column}         1 when a score of the column is over its line
+    ride_duration_drift_window_rides             rides in the window (the smallest worker's)
+
+Each worker sees its own share of the traffic; the gauges keep the largest score of the live
+workers (multiprocess mode "livemax"). No score is set before DRIFT_MIN_RIDES rides arrived:
+over 265 zones a few hundred rides read as drift by sampling noise alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from web_service import drift
+from web_service.process import Periodic
+
+logger = logging.getLogger(__name__)
+FIELDS = ("trip_distance", "PULocationID", "DOLocationID")
+
+
+@dataclass(frozen=True)
+class LiveDriftSettings:
+    """DRIFT_* variables: how often, over how many rides, and against which lines."""
+
+    enabled: bool = True  # DRIFT_MONITOR
+    interval_s: float = 30.0  # DRIFT_INTERVAL_SECONDS
+    window: int = 10_000  # DRIFT_WINDOW: the last rides each worker keeps
+    thresholds: drift.Thresholds = drift.Thresholds()  # DRIFT_PSI, DRIFT_KS, DRIFT_JS, DRIFT_MIN_RIDES
+
+
+class LiveDrift:
+    """One worker's window of recent rides and the gauges it sets (`gauges` is ServiceMetrics)."""
+
+    def __init__(self, profile: drift.Profile, settings: LiveDriftSettings, gauges: Any) -> None:
+        self.profile = profile
+        self.settings = settings
+        self.gauges = gauges
+        self._queued: deque[tuple[Sequence[Mapping[str, Any]], Sequence[float]]] = deque()
+        self._queued_rides = 0
+        self._lock = threading.Lock()
+        self._window = {name: np.empty(0) for name in (*FIELDS, "predicted_duration")}
+        self.checks: list[drift.Check] = []
+        self._periodic = Periodic(settings.interval_s, self.update, "live-drift")
+
+    def record(self, rides: Sequence[Mapping[str, Any]], durations: Sequence[float]) -> None:
+        """On the request path: queue the rides, nothing more; the oldest go once a window's worth waits."""
+        self._periodic.ensure_running()
+        with self._lock:
+            self._queued.append((rides, durations))
+            self._queued_rides += len(rides)
+            while self._queued_rides - len(self._queued[0][0]) >= self.settings.window:
+                self._queued_rides -= len(self._queued.popleft()[0])
+
+    def update(self) -> None:
+        """Off the request path: move queued rides into the window, compare, set the gauges."""
+        with self._lock:
+            queued, self._queued, self._queued_rides = self._queued, deque(), 0
+        if queued:
+            self._slide(queued)
+        rides = len(self._window["trip_distance"])
+        self.gauges.drift_window.set(rides)
+        if rides < self.settings.thresholds.min_rides:
+            return
+        self.checks = drift.compare(self.profile, self._window, self.settings.thresholds)
+        self._publish(self.checks)
+
+    def _slide(self, queued: deque) -> None:
+        new = {name: [ride[name] for rides, _ in queued for ride in rides] for name in FIELDS}
+        new["predicted_duration"] = [duration for _, durations in queued for duration in durations]
+        keep = self.settings.window
+        for name, values in new.items():
+            self._window[name] = np.concatenate([self._window[name], np.asarray(values, dtype=float)])[-keep:]
+
+    def _publish(self, checks: list[drift.Check]) -> None:
+        detected: dict[str, bool] = {}
+        for check in checks:
+            if check.statistic is None:
+                continue
+            self.gauges.drift_score.labels(check.column, check.method).set(check.statistic)
+            self.gauges.drift_threshold.labels(check.column, check.method).set(check.threshold)
+            detected[check.column] = detected.get(check.column, False) or check.drifted
+        for column, drifted in detected.items():
+            self.gauges.drift_detected.labels(column).set(1 if drifted else 0)
+
+
+def start_live_drift(profile: drift.Profile | None, settings: LiveDriftSettings, gauges: Any,
+                     model_version: str) -> LiveDrift | None:  # fmt: skip
+    """The live monitor of this model, or None (with the reason logged) when it cannot run."""
+    if not settings.enabled:
+        logger.info("live drift is off (DRIFT_MONITOR=false)")
+        return None
+    if profile is None:
+        logger.warning(
+            "live drift is off: model %s has no reference profile (a run's reference/profile.json, or "
+            "DRIFT_PROFILE); make one with python -m web_service_mlflow.monitor.profile",
+            model_version,
+        )
+        return None
+    logger.info(
+        "live drift: each worker compares its last %d rides with the %d-ride reference profile every %g s",
+        settings.window, profile.rides, settings.interval_s,
+    )  # fmt: skip
+    return LiveDrift(profile, settings, gauges)
