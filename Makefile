@@ -48,8 +48,9 @@ wrk:
 
 # What the suite runs beside Python: a container engine (Docker when its daemon answers, else
 # podman, buildah and runc, with debootstrap for a local base image), nginx (the Elastic
-# Beanstalk proxy settings) and Java 17 (Spark 4, for batch scoring's Spark engine). RUNLEVEL=1
-# keeps apt from starting nginx as a service.
+# Beanstalk proxy settings), Java 17 (Spark 4, for batch scoring's Spark engine), Prometheus
+# with promtool (monitoring/: the alert rules and the dashboard's queries) and Chromium (a
+# headless-browser screenshot). RUNLEVEL=1 keeps apt from starting nginx and Prometheus as services.
 system-tools:
 	@need=""; \
 	if ! docker info >/dev/null 2>&1; then \
@@ -57,6 +58,8 @@ system-tools:
 	fi; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need="$$need nginx-light"; \
 	command -v java >/dev/null || [ -n "$$JAVA_HOME" ] || need="$$need openjdk-17-jre-headless"; \
+	{ command -v prometheus && command -v promtool; } >/dev/null || need="$$need prometheus"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
 	if [ -n "$$need" ]; then echo "installing$$need (apt)"; $(APT) update -qq && $(APT) install -y -qq $$need; fi
 
 image: install system-tools  ## build the container image: Docker, or buildah (with a local base image if need be)

@@ -8,7 +8,7 @@ profile with the report's own methods (`web_service.drift.compare`) and sets the
     ride_duration_drift_score{column,method}     PSI and KS for numbers, Jensen-Shannon for zones
     ride_duration_drift_threshold{column,method} the line each score is held to
     ride_duration_drift_detected{column}         1 when a score of the column is over its line
-    ride_duration_drift_window_rides             rides in the window (the smallest worker's)
+    ride_duration_drift_window_rides{model_version}  rides in the window (the smallest worker's)
 
 Each worker sees its own share of the traffic; the gauges keep the largest score of the live
 workers (multiprocess mode "livemax"). No score is set before DRIFT_MIN_RIDES rides arrived:
@@ -46,8 +46,9 @@ class LiveDriftSettings:
 class LiveDrift:
     """One worker's window of recent rides and the gauges it sets (`gauges` is ServiceMetrics)."""
 
-    def __init__(self, profile: drift.Profile, settings: LiveDriftSettings, gauges: Any) -> None:
+    def __init__(self, profile: drift.Profile, settings: LiveDriftSettings, gauges: Any, model_version: str) -> None:
         self.profile = profile
+        self.model_version = model_version
         self.settings = settings
         self.gauges = gauges
         self._queued: deque[tuple[Sequence[Mapping[str, Any]], Sequence[float]]] = deque()
@@ -73,7 +74,7 @@ class LiveDrift:
         if queued:
             self._slide(queued)
         rides = len(self._window["trip_distance"])
-        self.gauges.drift_window.set(rides)
+        self.gauges.drift_window.labels(self.model_version).set(rides)
         if rides < self.settings.thresholds.min_rides:
             return
         self.checks = drift.compare(self.profile, self._window, self.settings.thresholds)
@@ -115,4 +116,4 @@ def start_live_drift(profile: drift.Profile | None, settings: LiveDriftSettings,
         "live drift: each worker compares its last %d rides with the %d-ride reference profile every %g s",
         settings.window, profile.rides, settings.interval_s,
     )  # fmt: skip
-    return LiveDrift(profile, settings, gauges)
+    return LiveDrift(profile, settings, gauges, model_version)

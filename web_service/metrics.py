@@ -80,9 +80,11 @@ class ServiceMetrics:
             "ride_duration_drift_detected", "1 when a drift score of the column is over its threshold.",
             ["column"], multiprocess_mode="livemax",
         )  # fmt: skip
+        # Labelled, so that only the workers that keep a window have a value: an unlabelled gauge
+        # exists from its creation, in the Gunicorn master too, where it would stay 0.
         self.drift_window = Gauge(
             "ride_duration_drift_window_rides", "Recent rides compared with the profile (smallest worker window).",
-            multiprocess_mode="livemin",
+            ["model_version"], multiprocess_mode="livemin",
         )  # fmt: skip
 
 
@@ -161,9 +163,11 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 def init_metrics(app: Flask, model_version: str, source: str, ready: bool) -> None:
     """Record the served model and its readiness; expose GET /metrics. `RequestMetrics` counts requests."""
+    global _ready
     metrics = service_metrics()
     metrics.model.labels(model_version=model_version, source=source).set(1)
-    metrics.ready.set(1 if ready else 0)
+    _ready = 1 if ready else 0
+    metrics.ready.set(_ready)
     app.add_url_rule("/metrics", "metrics", _metrics)
 
 
@@ -192,6 +196,20 @@ def observe_predictions(durations: list[float]) -> None:
     metrics = service_metrics()
     PENDING.observe(metrics.batch, [len(durations)])
     PENDING.observe(metrics.predicted, durations)
+
+
+_ready: int | None = None  # what init_metrics recorded, set again in every forked worker
+
+
+def _ready_again_in_worker() -> None:
+    # The first update in a forked worker starts the worker's own file with every inherited value
+    # at 0 (prometheus-client's fork handling): "ready" would read 0 under "livemin" while the app,
+    # built before the fork (GUNICORN_PRELOAD), serves. Runs after process.pid is renewed.
+    if _ready is not None and MULTIPROC_DIR in os.environ:
+        service_metrics().ready.set(_ready)
+
+
+os.register_at_fork(after_in_child=_ready_again_in_worker)
 
 
 def _metrics() -> Response:

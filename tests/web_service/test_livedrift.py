@@ -62,7 +62,7 @@ def gauge(text: str, name: str, **labels: str) -> float | None:
 
 
 def test_rides_like_the_reference_raise_no_drift(profile):
-    live = LiveDrift(profile, settings(), service_metrics())
+    live = LiveDrift(profile, settings(), service_metrics(), "m")
     feed(live, rides_of(6000, seed=2))
     live.update()
     assert {check.column for check in live.checks} == set(drift.COLUMNS)
@@ -70,21 +70,21 @@ def test_rides_like_the_reference_raise_no_drift(profile):
 
 
 def test_longer_trips_are_detected_on_distance_and_prediction(profile):
-    live = LiveDrift(profile, settings(), service_metrics())
+    live = LiveDrift(profile, settings(), service_metrics(), "m")
     feed(live, rides_of(6000, seed=3, stretch=1.3))
     live.update()
     assert drift.drifted_columns(live.checks) == ["trip_distance", "predicted_duration"]
 
 
 def test_no_verdict_before_the_minimum_of_rides(profile):
-    live = LiveDrift(profile, settings(), service_metrics())
+    live = LiveDrift(profile, settings(), service_metrics(), "m")
     feed(live, rides_of(4999, seed=4, stretch=2.0))
     live.update()
     assert live.checks == []
 
 
 def test_the_window_keeps_only_the_newest_rides(profile):
-    live = LiveDrift(profile, settings(window=5000), service_metrics())
+    live = LiveDrift(profile, settings(window=5000), service_metrics(), "m")
     feed(live, rides_of(5000, seed=5, stretch=2.0))
     live.update()
     assert drift.drifted_columns(live.checks) == ["trip_distance", "predicted_duration"]
@@ -94,7 +94,7 @@ def test_the_window_keeps_only_the_newest_rides(profile):
 
 
 def test_the_queue_between_looks_holds_at_most_a_window_of_rides(profile):
-    live = LiveDrift(profile, settings(window=5000), service_metrics())
+    live = LiveDrift(profile, settings(window=5000), service_metrics(), "m")
     feed(live, rides_of(20_000, seed=7), batch=100)
     assert live._queued_rides == 5000
     live.update()
@@ -112,7 +112,7 @@ def test_metrics_show_scores_thresholds_and_verdicts(profile, linear_pipeline):
     live.update()
 
     text = metrics_text(client)
-    assert gauge(text, "ride_duration_drift_window_rides") == 6000
+    assert gauge(text, "ride_duration_drift_window_rides", model_version="m") == 6000
     assert gauge(text, "ride_duration_drift_detected", column="trip_distance") == 1
     assert gauge(text, "ride_duration_drift_score", column="trip_distance", method="ks") > 0.06
     assert gauge(text, "ride_duration_drift_threshold", column="trip_distance", method="ks") == 0.06

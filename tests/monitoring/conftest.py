@@ -1,0 +1,184 @@
+"""The service under real Gunicorn, scraped by a real Prometheus that loads monitoring/alerts.yml.
+
+One stack serves the whole package (started by the first test that asks, stopped after the
+last): traffic is sent once Prometheus scrapes, so every rate over the last minute has data.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import REPO, make_rides
+from tests.processes import Server, free_port, gunicorn
+
+MONITORING = REPO / "monitoring"
+ALERTS = MONITORING / "alerts.yml"
+MLFLOW_APP = "web_service_mlflow.predict:app"
+# The scrape job alerts.yml's `up{job="ride-duration"}` expects.
+JOB = "ride-duration"
+RIDES = 1500
+BATCH = 100
+SINGLE_RIDES = 5
+BAD_REQUESTS = 3  # two 400s and a 405
+# Live drift every second over the last 1,000 rides (the traffic fills it), scored from 200 on.
+DRIFT_WINDOW = 1000
+DRIFT = {"DRIFT_INTERVAL_SECONDS": "1", "DRIFT_MIN_RIDES": "200", "DRIFT_WINDOW": str(DRIFT_WINDOW)}
+
+
+@dataclass
+class Prometheus:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def query(self, expr: str) -> dict:
+        """An instant query's whole answer (status, data); fails with Prometheus' error text."""
+        answer = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        assert answer.status_code == 200, f"{expr}: {answer.status_code} {answer.text}"
+        return answer.json()
+
+    def vector(self, expr: str) -> list[dict]:
+        return self.query(expr)["data"]["result"]
+
+    def wait_for(self, expr: str, timeout: float) -> list[dict]:
+        """Poll until `expr` returns a non-empty result (or the timeout passes): the last result."""
+        deadline = time.monotonic() + timeout
+        while not (result := self.vector(expr)) and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"prometheus exited with {self.process.returncode}:\n{self.log.read_text()}")
+            time.sleep(0.25)
+        return result
+
+    def groups(self) -> list[dict]:
+        """The rule groups Prometheus loaded, each with its file and rules."""
+        return requests.get(f"{self.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+
+    def rules(self) -> list[dict]:
+        return [rule for group in self.groups() for rule in group["rules"]]
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: `make system-tools` installs it (Debian package prometheus)"
+    return path
+
+
+def write_config(folder: Path, target: str) -> Path:
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(ALERTS)],
+        "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [target]}]}],
+    }
+    path = folder / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextmanager
+def prometheus(folder: Path, target: str) -> Iterator[Prometheus]:
+    """A Prometheus on a free loopback port scraping `target` every second; stopped on exit."""
+    port = free_port()
+    log = folder / "prometheus.log"
+    command = [
+        binary("prometheus"),
+        f"--config.file={write_config(folder, target)}",
+        f"--storage.tsdb.path={folder / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, cwd=folder, stdout=sink, stderr=subprocess.STDOUT)
+    server = Prometheus(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_ready(server: Prometheus, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"prometheus exited with {server.process.returncode}:\n{server.log.read_text()}")
+        try:
+            if requests.get(f"{server.url}/-/ready", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"prometheus not ready after {timeout} s:\n{server.log.read_text()}")
+
+
+def send_rides(url: str, rides: list[dict], singles: int = 0) -> None:
+    """The first `singles` rides one by one, the rest in batches of BATCH."""
+    for ride in rides[:singles]:
+        assert requests.post(f"{url}/predict", json=ride, timeout=10).status_code == 200
+    for start in range(singles, len(rides), BATCH):
+        answer = requests.post(f"{url}/predict", json=rides[start : start + BATCH], timeout=30)
+        assert answer.status_code == 200, answer.text
+
+
+def send_traffic(url: str, prom: Prometheus) -> None:
+    """RIDES rides and BAD_REQUESTS client errors, in two halves a scrape apart.
+
+    Prometheus counts no increase in a series' first sample: traffic that all falls between two
+    scrapes creates its series already complete, and every rate over them reads 0.
+    """
+    rides = make_rides(RIDES, seed=7)
+    half = SINGLE_RIDES + 7 * BATCH
+    send_rides(url, rides[:half], singles=SINGLE_RIDES)
+    assert requests.post(f"{url}/predict", json={"PULocationID": 10}, timeout=10).status_code == 400
+    assert prom.wait_for(f"sum(ride_duration_batch_size_sum) >= {half}", timeout=20), prom.log.read_text()
+    send_rides(url, rides[half:])
+    assert requests.post(f"{url}/predict", json={"PULocationID": 10}, timeout=10).status_code == 400
+    assert requests.get(f"{url}/predict", timeout=10).status_code == 405
+
+
+@dataclass
+class Stack:
+    service: Server
+    prometheus: Prometheus
+    metrics_text: str  # the service's own /metrics after the traffic
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("monitoring")
+    # One worker: its window holds every ride, so the window gauge and the scores are exact.
+    with (
+        gunicorn(MLFLOW_APP, folder / "gunicorn.log", WEB_CONCURRENCY="1", **DRIFT) as service,
+        prometheus(folder, service.url.removeprefix("http://")) as prom,
+    ):
+        assert prom.wait_for(f'up{{job="{JOB}"}} == 1', timeout=20), prom.log.read_text()
+        send_traffic(service.url, prom)
+        # Every ride reached a scrape, then the drift gauges of a window that holds them (computed
+        # every second from 200 rides on) and the drift alert they start.
+        prom.wait_for(f"sum(ride_duration_batch_size_sum) >= {RIDES}", timeout=20)
+        prom.wait_for("count(ride_duration_drift_score) > 0", timeout=15)
+        prom.wait_for('count(ALERTS{alertname="RideDurationDrift"}) > 0', timeout=5)
+        wait_rules_evaluated(prom)
+        text = requests.get(f"{service.url}/metrics", timeout=10).text
+        yield Stack(service, prom, text)
+
+
+def wait_rules_evaluated(prom: Prometheus, timeout: float = 10) -> None:
+    """Rules report health "unknown" until their first evaluation."""
+    deadline = time.monotonic() + timeout
+    while any(rule["health"] == "unknown" for rule in prom.rules()) and time.monotonic() < deadline:
+        time.sleep(0.25)
+
+
+def alert_names() -> list[str]:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    return [rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule]
