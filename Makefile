@@ -10,7 +10,7 @@ APP ?= web_service_mlflow.predict:app
 # apt-get as root, through sudo otherwise: for the tools the tests and benchmarks run beside Python.
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get
 
-.PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools bench bench-batch wrk
+.PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools bench bench-batch bench-drift wrk
 
 run: install  ## serve the embedded default model on 0.0.0.0:9696 (Gunicorn, its settings checked first)
 	$(PIPENV) run python -m web_service.serve $(APP)
@@ -42,6 +42,9 @@ bench: install-dev wrk  ## the serving benchmark (bench/serving.py): about 14 mi
 
 bench-batch: install  ## the batch scoring benchmark (bench/batch.py): about 3 minutes, writes bench/results/batch.md
 	$(PIPENV) run python -m bench.batch
+
+bench-drift: install  ## the drift calibration on the real months (bench/drift.py): about 20 s, writes bench/results/drift.md
+	$(PIPENV) run python -m bench.drift
 
 wrk:
 	@command -v wrk >/dev/null || { echo "installing wrk (apt)"; $(APT) update -qq && $(APT) install -y -qq wrk; }

@@ -197,8 +197,9 @@ def numeric_profile(values: np.ndarray) -> NumericProfile:
     values = values[np.isfinite(values)]
     if len(values) == 0:
         raise ProfileError("no finite value to profile")
-    # Sample values, not interpolations between them: an interpolated point can land one ulp off an
-    # atom (many rides share a prediction) and misplace its whole step.
+    # Values that occurred, kept exact (never rounded): many rides share a prediction or a distance,
+    # and a quantile a hair off such an atom misplaces its whole step (rounded to 6 digits, a
+    # month compared with its own profile read KS 0.028 instead of 0.001).
     quantiles = np.quantile(values, np.linspace(0, 1, QUANTILES), method="inverted_cdf")
     edges = np.unique(np.quantile(values, np.linspace(0, 1, DECILES + 1)[1:-1], method="inverted_cdf"))
     counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
