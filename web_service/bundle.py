@@ -7,18 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from web_service.compiled_store import load_model
+from web_service.drift import Profile
 from web_service.errors import ModelLoadError
 from web_service.loading import Provenance, admit, unpickle_model
 from web_service.predictor import Predictor
 from web_service.trust import Trust
 
 
-def load_bundle(path: Path, cache_dir: Path | None = None, allow_pickle: bool = True) -> Predictor:
+def load_bundle(path: Path, cache_dir: Path | None = None, allow_pickle: bool = True,
+                profile: Profile | None = None) -> Predictor:  # fmt: skip
     """Read a pickled ``(DictVectorizer, model)`` tuple or fitted Pipeline from `path`.
 
     With `cache_dir`, the file's verified compiled form is kept there: the next start neither
     unpickles the file nor imports scikit-learn. Without `allow_pickle` (ALLOW_PICKLE=false) the
-    file is refused before it is unpickled.
+    file is refused before it is unpickled. `profile` is live drift's baseline (DRIFT_PROFILE).
     """
     try:
         raw = path.read_bytes()
@@ -39,7 +41,7 @@ def load_bundle(path: Path, cache_dir: Path | None = None, allow_pickle: bool = 
     else:
         model, engine = load_model([path], where, cache_dir, load)
     version = f"{path.name}:{hashlib.sha256(raw).hexdigest()[:12]}"
-    return Predictor(model, model_version=version, source=f"file:{path}", engine=engine)
+    return Predictor(model, model_version=version, source=f"file:{path}", engine=engine, profile=profile)
 
 
 def _as_pipeline(bundle: Any, path: Path) -> Any:

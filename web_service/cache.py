@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -68,6 +69,25 @@ class ModelCache:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
 
+    def amend(self, run_id: str, fill: Callable[[Path], None]) -> None:
+        """Add to the entry of `run_id` what `fill(folder)` writes: new folders, or files that replace its own.
+
+        For what a run gained after it was cached (its reference profile). The additions move in
+        first and the manifest is rewritten last, in one rename: a process verifying the entry in
+        between sees a mismatch and waits on the lock, as for an entry being fetched.
+        """
+        entry = self.root / run_id
+        with self._lock(run_id):
+            staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=self.root))
+            try:
+                fill(staging)
+                for path in staging.iterdir():
+                    os.replace(path, entry / path.name)
+                _write_manifest(staging, run_id, of=entry)
+                os.replace(staging / MANIFEST, entry / MANIFEST)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
     @contextmanager
     def _lock(self, run_id: str) -> Iterator[None]:
         try:
@@ -95,8 +115,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_manifest(folder: Path, run_id: str) -> None:
-    files = {str(path.relative_to(folder)): _sha256(path) for path in _files(folder)}
+def _write_manifest(folder: Path, run_id: str, of: Path | None = None) -> None:
+    """Write into `folder` the manifest of the files in `of` (by default, of `folder` itself)."""
+    of = of or folder
+    files = {str(path.relative_to(of)): _sha256(path) for path in _files(of)}
     (folder / MANIFEST).write_text(json.dumps({"run_id": run_id, "files": files}, indent=1))
 
 

@@ -106,9 +106,9 @@ def start_live_drift(profile: drift.Profile | None, settings: LiveDriftSettings,
         logger.info("live drift is off (DRIFT_MONITOR=false)")
         return None
     if profile is None:
-        logger.warning(
-            "live drift is off: model %s has no reference profile (a run's reference/profile.json, or "
-            "DRIFT_PROFILE); make one with python -m web_service_mlflow.monitor.profile",
+        # INFO: the loader has already warned, naming the run and the command that makes one.
+        logger.info(
+            "live drift is off: model %s has no reference profile (a run's reference/profile.json, or DRIFT_PROFILE)",
             model_version,
         )
         return None

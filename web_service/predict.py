@@ -15,7 +15,9 @@ from web_service.startup import build_app
 
 def load(environ: Mapping[str, str]) -> tuple[AppSettings, Predictor]:
     settings = FileModelSettings.from_env(environ)
-    return settings.app, load_bundle(settings.model_path, settings.cache_dir, settings.allow_pickle)
+    return settings.app, load_bundle(
+        settings.model_path, settings.cache_dir, settings.allow_pickle, settings.drift_profile
+    )
 
 
 app = build_app(load)

@@ -52,11 +52,14 @@ class Predictor:
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         # The run's reference profile (its `reference/` artifact, or DRIFT_PROFILE): live drift's baseline.
         self.profile = profile
+        self.profile_summary = None if profile is None else profile.summary()  # as /model shows it
 
     def publish(self, roots: Mapping[Path, str]) -> None:
         """Show source and metadata as the open /model and the metrics may: no secret, no machine path."""
         self.source = shown(self.source, roots)
         self.metadata = shown_tree(self.metadata, roots)
+        if self.profile_summary is not None:  # its source is the training file: a path on some machine
+            self.profile_summary = shown_tree(self.profile_summary, roots)
 
     def predict(self, rides: Sequence[Mapping[str, Any]]) -> list[float]:
         """Predict one duration per ride, in the order given."""
@@ -101,7 +104,7 @@ class Predictor:
             "engine": self.engine.describe(),
             "libraries": {"python": platform.python_version()} | _versions(LIBRARIES),
             "loaded_at": self.loaded_at,
-            "reference_profile": None if self.profile is None else self.profile.summary(),
+            "reference_profile": self.profile_summary,
         }
 
 

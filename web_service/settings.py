@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from web_service.drift import Thresholds
+from web_service.drift import Profile, Thresholds, profile_setting
 from web_service.errors import SettingsError
 from web_service.livedrift import LiveDriftSettings
 from web_service.predictionlog import check_appendable
@@ -149,6 +149,8 @@ class FileModelSettings:
     cache_dir: Path | None = None
     # ALLOW_PICKLE: unpickle the file; on by default, since the operator named it (web_service.trust).
     allow_pickle: bool = True
+    # DRIFT_PROFILE: the reference profile (profile.json) live drift compares against; unset, drift is off.
+    drift_profile: Profile | None = None
 
     @classmethod
     def from_env(cls, environ: Environ) -> FileModelSettings:
@@ -159,4 +161,5 @@ class FileModelSettings:
                 "for example MODEL_PATH=lin_reg.bin"
             )
         return cls(model_path=Path(model_path), app=AppSettings.from_env(environ), cache_dir=model_cache_dir(environ),
-                   allow_pickle=env_bool(environ, "ALLOW_PICKLE", True))  # fmt: skip
+                   allow_pickle=env_bool(environ, "ALLOW_PICKLE", True),
+                   drift_profile=profile_setting(environ))  # fmt: skip

@@ -13,6 +13,9 @@ TRACKING_DB = "mlflow.db"
 MODEL_ARTIFACT = "model"
 PREPROCESSOR_ARTIFACT = "preprocessor"
 PLOT_ARTIFACT = "plots/predicted_vs_actual.png"
+# The training rides' profile, live drift's baseline (web_service_mlflow.reference): `reference/profile.json`.
+REFERENCE_ARTIFACT = "reference"
+PROFILE_FILE = "profile.json"
 
 
 def run_artifacts(store: Path, run_id: str) -> Path:

@@ -4,6 +4,11 @@ A run's artifacts never change, so a model already in the cache is served withou
 any server, and without importing MLflow. Everything else is retried while transient, within
 MODEL_LOAD_TIMEOUT, and fails with one message naming source, run and cause when permanent.
 A folder store is read in place, not copied into the cache.
+
+The run's reference profile (`reference/profile.json`, live drift's baseline) comes with the
+model when the run has one; DRIFT_PROFILE overrides it. A run without one, or with one that
+cannot be read, is served all the same, with live drift off and one log line saying why. A cache
+entry made before runs carried a profile asks its source once for the run's (`_with_reference`).
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from pathlib import Path
 
 from web_service.cache import CacheNotWritable, ModelCache
 from web_service.compiled_store import load_model
-from web_service.errors import SettingsError
+from web_service.drift import Profile, ProfileError, read_profile
+from web_service.errors import ModelLoadError, SettingsError
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
 from web_service.trust import granting
 from web_service_mlflow.flavor import load_run_model, training_record
-from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
-from web_service_mlflow.retry import with_retries
+from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT, PROFILE_FILE, REFERENCE_ARTIFACT
+from web_service_mlflow.retry import TransientError, with_retries
 from web_service_mlflow.settings import ModelSettings, SourceKind
 from web_service_mlflow.sources import (
     RegistrySource,
@@ -75,11 +81,12 @@ def load_predictor(settings: ModelSettings) -> Predictor:
     source = make_source(settings)
     if isinstance(source, StoreSource) and isinstance(source.store, FolderStore):
         resolved = source.resolve()
-        model_dir, preprocessor_dir = source.local_folders(resolved)
+        model_dir, preprocessor_dir, reference_dir = source.local_folders(resolved)
         origin = source.description
     else:
         resolved, folder, origin = _fetch(source, ModelCache(settings.cache_dir), settings)
         model_dir, preprocessor_dir = folder / MODEL_ARTIFACT, folder / PREPROCESSOR_ARTIFACT
+        reference_dir = folder / REFERENCE_ARTIFACT
     where = source.description
     model, engine = load_model([model_dir, preprocessor_dir], where, settings.cache_dir,
                                lambda: load_run_model(model_dir, preprocessor_dir, where))  # fmt: skip
@@ -88,7 +95,39 @@ def load_predictor(settings: ModelSettings) -> Predictor:
     metadata = {"run_id": resolved.run_id, "registered_model": resolved.registry_version,
                 "logged_model_id": resolved.model_id, "artifact_path": resolved.artifact_path,
                 "training": training_record(model_dir, source.description)}  # fmt: skip
-    return Predictor(model, model_version=resolved.model_version, source=origin, metadata=metadata, engine=engine)
+    profile = settings.drift_profile or run_profile(reference_dir, resolved)
+    return Predictor(model, model_version=resolved.model_version, source=origin, metadata=metadata, engine=engine,
+                     profile=profile)  # fmt: skip
+
+
+def run_profile(reference_dir: Path | None, resolved: ResolvedModel) -> Profile | None:
+    """The run's reference profile; None, with one log line saying why, when it has none or it is unusable."""
+    path = reference_dir / PROFILE_FILE if reference_dir else None
+    if path is None or not path.is_file():
+        logger.warning("%s; live drift is off; %s", no_profile(resolved), make_one(resolved))
+        return None
+    try:
+        return read_profile(path)
+    except ProfileError as error:
+        logger.warning("cannot use the reference profile of %s: %s; live drift is off; %s",
+                       _named(resolved), error, make_one(resolved, replace=True))  # fmt: skip
+        return None
+
+
+def no_profile(resolved: ResolvedModel) -> str:
+    return f"{_named(resolved)} has no reference profile ({REFERENCE_ARTIFACT}/{PROFILE_FILE})"
+
+
+def make_one(resolved: ResolvedModel, replace: bool = False) -> str:
+    """How to give the run a profile: the command, or DRIFT_PROFILE when no run is known."""
+    if not resolved.run_id:
+        return "set DRIFT_PROFILE to a profile.json made by python -m web_service_mlflow.monitor.profile"
+    return (f"make one with python -m web_service_mlflow.monitor.profile --run-id {resolved.run_id} "
+            f"--reference <its training file> --log{' --replace' if replace else ''}")  # fmt: skip
+
+
+def _named(resolved: ResolvedModel) -> str:
+    return f"run {resolved.run_id}" if resolved.run_id else f"model {resolved.model_version}"
 
 
 def _fetch(source: Source, cache: ModelCache, settings: ModelSettings) -> tuple[ResolvedModel, Path, str]:
@@ -107,27 +146,71 @@ def _fetch_through_cache(source: Source, cache: ModelCache, settings: ModelSetti
     if key is not None:  # a run ID or a model ID pins the artifacts: the cache can answer alone
         cached = cache.get(key)
         if cached is not None:
-            return _resolution(cached, settings), cached, f"cache {cached} (of {source.description})"
+            resolved = _resolution(cached, settings)
+            _with_reference(source, cache, cached, resolved, fresh=False)
+            return resolved, cached, f"cache {cached} (of {source.description})"
 
     def fetch() -> tuple[ResolvedModel, Path]:
         resolved = source.resolve()
 
         def fill(dest: Path) -> None:
             source.download(resolved, dest)
-            (dest / RESOLUTION_FILE).write_text(json.dumps(resolved.describe() | {"key": resolved.key}))
+            _write_resolution(dest, resolved)
 
         return resolved, cache.put(resolved.key, fill)
 
     source.prepare()  # `import mlflow` takes seconds; it is not the server being slow
     resolved, entry = with_retries(fetch, source.description, settings.load_timeout_s)
+    _with_reference(source, cache, entry, resolved, fresh=True)  # a registry version cached before
     return resolved, entry, f"{source.description}, cached in {entry}"
+
+
+def _with_reference(source: Source, cache: ModelCache, entry: Path, resolved: ResolvedModel, fresh: bool) -> None:
+    """Add the run's `reference/` to a cache entry made without it, when the run has one.
+
+    Entries record whether their run had one when fetched. Those made before runs carried one are
+    checked once, in one attempt: the cached model serves whatever the answer. An entry that
+    recorded none is not checked again, as a cached run asks no server: after giving the run a
+    profile (monitor.profile --log), remove the entry to fetch the run afresh.
+    """
+    if (entry / REFERENCE_ARTIFACT).is_dir():
+        return
+    recorded = "reference" in _saved(entry)
+    if recorded and not (fresh and resolved.reference):
+        return
+    try:
+        if not fresh:
+            source.prepare()
+            resolved = source.resolve()
+
+        def fill(dest: Path) -> None:
+            if resolved.reference:
+                source.download_reference(resolved, dest)
+            _write_resolution(dest, resolved)
+
+        cache.amend(entry.name, fill)
+    except (TransientError, ModelLoadError, OSError) as error:
+        logger.warning("cannot add the run's reference profile to cache entry %s (%s); serving the entry without "
+                       "it; remove the entry to fetch the run afresh", entry, error)  # fmt: skip
+
+
+def _write_resolution(dest: Path, resolved: ResolvedModel) -> None:
+    (dest / RESOLUTION_FILE).write_text(json.dumps(resolved.describe() | {"key": resolved.key}))
+
+
+def _saved(entry: Path) -> dict:
+    try:
+        saved = json.loads((entry / RESOLUTION_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
 def _resolution(entry: Path, settings: ModelSettings) -> ResolvedModel:
     """What a cached model was resolved to (entries from before this file: the settings' run)."""
-    try:
-        saved = json.loads((entry / RESOLUTION_FILE).read_text())
-    except (OSError, ValueError):
+    saved = _saved(entry)
+    if not saved:
         return ResolvedModel(settings.run_id, artifact_path=settings.artifact_path, model_id=settings.model_id)
     return ResolvedModel(saved.get("run_id"), saved.get("registry_version"), saved.get("artifact_path"),
-                         saved.get("model_id"), saved.get("location"), None, saved.get("key"))  # fmt: skip
+                         saved.get("model_id"), saved.get("location"), None, saved.get("key"),
+                         saved.get("reference"))  # fmt: skip

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from web_service.drift import Profile, profile_setting
 from web_service.errors import SettingsError
 from web_service.redact import redact_uri
 from web_service.settings import AppSettings, Environ, env_int, env_str, model_cache_dir
@@ -64,6 +65,8 @@ class ModelSettings:
     model_id: str | None = None
     # ALLOW_PICKLE (on for the embedded default run, off otherwise) and SKOPS_TRUSTED_TYPES.
     trust: Trust = Trust()
+    # DRIFT_PROFILE: a reference profile file, read at start, used instead of the run's reference/profile.json.
+    drift_profile: Profile | None = None
 
     @classmethod
     def from_env(cls, environ: Environ) -> ModelSettings:
@@ -94,6 +97,7 @@ class ModelSettings:
             model_id=model_id,
             # The embedded run ships with the code; any other run is whatever its store holds.
             trust=Trust.from_env(environ, allow_pickle=is_default),
+            drift_profile=profile_setting(environ),
         )
 
 

@@ -2,9 +2,9 @@
 
 Each source resolves what the settings name into one model (`ResolvedModel`: its run, registry
 version or logged-model ID, and where its files are), then downloads that model's folder and its
-run's `preprocessor/` artifacts into a folder. Failures come out as either `TransientError` (worth
-retrying: the server is down, slow or overloaded) or `ModelLoadError` (permanent: unknown run, no
-model, access denied), each naming the source and the run.
+run's `preprocessor/` and `reference/` artifacts into a folder. Failures come out as either
+`TransientError` (worth retrying: the server is down, slow or overloaded) or `ModelLoadError`
+(permanent: unknown run, no model, access denied), each naming the source and the run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Protocol
 
 from web_service.errors import ModelLoadError
 from web_service.redact import redact, redact_uri
-from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT
+from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT, REFERENCE_ARTIFACT
 from web_service_mlflow.retry import TransientError
 from web_service_mlflow.runmodels import RunModel, choose_model
 from web_service_mlflow.stores import ArtifactStore, FolderStore, Found, find_logged_model, find_run_model
@@ -74,6 +74,7 @@ class ResolvedModel:
     location: str | None = None  # where the model folder is, in the source's terms
     preprocessor: str | None = None  # where the run's preprocessor folder is, if it has one
     key: str | None = None  # its cache entry
+    reference: str | None = None  # where the run's reference profile folder is, if it has one
 
     @property
     def model_version(self) -> str:
@@ -88,7 +89,8 @@ class ResolvedModel:
 
     def describe(self) -> dict[str, str | None]:
         return {"run_id": self.run_id, "artifact_path": self.artifact_path, "model_id": self.model_id,
-                "registry_version": self.registry_version, "location": self.location}  # fmt: skip
+                "registry_version": self.registry_version, "location": self.location,
+                "reference": self.reference}  # fmt: skip
 
 
 class Source(Protocol):
@@ -100,7 +102,10 @@ class Source(Protocol):
     def resolve(self) -> ResolvedModel: ...
 
     def download(self, model: ResolvedModel, dest: Path) -> None:
-        """Fill `dest/model` (and `dest/preprocessor` when the run has one)."""
+        """Fill `dest/model` (and `dest/preprocessor`, `dest/reference` when the run has them)."""
+
+    def download_reference(self, model: ResolvedModel, dest: Path) -> None:
+        """Fill `dest/reference` alone: for a cache entry made before runs carried one."""
 
 
 def _digest(text: str) -> str:
@@ -129,13 +134,17 @@ class TrackingSource:
                 run_id = run.info.run_id
                 models = _artifact_models(client, run_id) + _logged_models(client, run)
                 model = choose_model(models, self.wanted.artifact_path, self.description)
-            has_preprocessor = bool(run_id) and _has_artifact(client, run_id, PREPROCESSOR_ARTIFACT)
+            preprocessor, reference = _run_folders(client, run_id)
         return ResolvedModel(run_id, None, self.wanted.artifact_path, self.wanted.model_id, model.location,
-                             PREPROCESSOR_ARTIFACT if has_preprocessor else None, self.wanted.cache_key())  # fmt: skip
+                             preprocessor, self.wanted.cache_key(), reference)  # fmt: skip
 
     def download(self, model: ResolvedModel, dest: Path) -> None:
         with failures(self.description):
             _download_model(self.tracking_uri, model, dest)
+
+    def download_reference(self, model: ResolvedModel, dest: Path) -> None:
+        with failures(self.description):
+            _download_run_artifact(self.tracking_uri, model.run_id, model.reference, dest)
 
 
 class RegistrySource:
@@ -163,17 +172,20 @@ class RegistrySource:
                 found = client.get_model_version(self.name, self.version)
             if not found.run_id:
                 raise ModelLoadError(f"{self.description}: version {found.version} is not linked to a run")
-            has_preprocessor = _has_artifact(client, found.run_id, PREPROCESSOR_ARTIFACT)
+            preprocessor, reference = _run_folders(client, found.run_id)
         # A version never changes; one run may hold several registered models, so the key is the version's source.
         model_id = getattr(found, "model_id", None)
         key = model_id or f"{found.run_id}-{_digest(str(found.source))}"
         return ResolvedModel(found.run_id, f"{self.name}/{found.version}", None, None,
-                             f"models:/{self.name}/{found.version}",
-                             PREPROCESSOR_ARTIFACT if has_preprocessor else None, key)  # fmt: skip
+                             f"models:/{self.name}/{found.version}", preprocessor, key, reference)  # fmt: skip
 
     def download(self, model: ResolvedModel, dest: Path) -> None:
         with failures(self.description):
             _download_model(self.tracking_uri, model, dest)
+
+    def download_reference(self, model: ResolvedModel, dest: Path) -> None:
+        with failures(self.description):
+            _download_run_artifact(self.tracking_uri, model.run_id, model.reference, dest)
 
 
 class StoreSource:
@@ -195,7 +207,8 @@ class StoreSource:
         with failures(self.description):
             found = self._find()
         return ResolvedModel(found.run_id, None, self.wanted.artifact_path, self.wanted.model_id,
-                             found.model.location, found.preprocessor, self.wanted.cache_key())  # fmt: skip
+                             found.model.location, found.preprocessor, self.wanted.cache_key(),
+                             found.reference)  # fmt: skip
 
     def _find(self) -> Found:
         if self.wanted.model_id:
@@ -207,12 +220,21 @@ class StoreSource:
             self.store.fetch(model.location, dest / MODEL_ARTIFACT)
             if model.preprocessor:
                 self.store.fetch(model.preprocessor, dest / PREPROCESSOR_ARTIFACT)
+        if model.reference:
+            self.download_reference(model, dest)
 
-    def local_folders(self, model: ResolvedModel) -> tuple[Path, Path | None] | None:
-        """The model and preprocessor folders in place, when the store is on this machine."""
+    def download_reference(self, model: ResolvedModel, dest: Path) -> None:
+        with failures(self.description):
+            self.store.fetch(model.reference, dest / REFERENCE_ARTIFACT)
+
+    def local_folders(self, model: ResolvedModel) -> tuple[Path, Path | None, Path | None] | None:
+        """The model, preprocessor and reference folders in place, when the store is on this machine."""
         if not isinstance(self.store, FolderStore):
             return None
-        return self.store.path(model.location), self.store.path(model.preprocessor) if model.preprocessor else None
+        preprocessor, reference = (
+            self.store.path(key) if key else None for key in (model.preprocessor, model.reference)
+        )
+        return self.store.path(model.location), preprocessor, reference
 
 
 # --- through a tracking server ------------------------------------------------------------------
@@ -251,8 +273,10 @@ def _logged(logged) -> RunModel:
     return RunModel(logged.name, f"models:/{logged.model_id}", logged.model_id)
 
 
-def _has_artifact(client, run_id: str, name: str) -> bool:
-    return name in {item.path for item in client.list_artifacts(run_id)}
+def _run_folders(client, run_id: str | None) -> tuple[str | None, str | None]:
+    """The run's `preprocessor` and `reference` artifact folders, those it has: one listing."""
+    top = {item.path for item in client.list_artifacts(run_id)} if run_id else set()
+    return tuple(name if name in top else None for name in (PREPROCESSOR_ARTIFACT, REFERENCE_ARTIFACT))
 
 
 def _download_model(tracking_uri: str, model: ResolvedModel, dest: Path) -> None:
@@ -265,8 +289,9 @@ def _download_model(tracking_uri: str, model: ResolvedModel, dest: Path) -> None
         with tempfile.TemporaryDirectory(dir=dest) as tmp:
             _download_run_artifact(tracking_uri, model.run_id, model.location, Path(tmp))
             shutil.move(Path(tmp) / model.location, dest / MODEL_ARTIFACT)
-    if model.preprocessor:
-        _download_run_artifact(tracking_uri, model.run_id, model.preprocessor, dest)
+    for folder in (model.preprocessor, model.reference):
+        if folder:
+            _download_run_artifact(tracking_uri, model.run_id, folder, dest)
 
 
 def _import_mlflow():

@@ -24,11 +24,11 @@ import yaml
 
 from web_service.errors import ModelLoadError
 from web_service.redact import redact_uri
+from web_service_mlflow.layout import PREPROCESSOR_ARTIFACT, REFERENCE_ARTIFACT
 from web_service_mlflow.runmodels import RunModel, choose_model
 
 RUN_ID_NAME = re.compile(r"[0-9a-f]{32}")
 MLMODEL = "MLmodel"
-PREPROCESSOR = "preprocessor"
 PARALLEL_READS = 16
 
 
@@ -48,11 +48,12 @@ class ArtifactStore(Protocol):
 
 @dataclass(frozen=True)
 class Found:
-    """The chosen model's folder and its run's preprocessor folder, as store keys."""
+    """The chosen model's folder and its run's preprocessor and reference folders, as store keys."""
 
     run_id: str | None
     model: RunModel
     preprocessor: str | None
+    reference: str | None = None
 
 
 def find_run_model(store: ArtifactStore, run_id: str, wanted: str | None, where: str) -> Found:
@@ -74,7 +75,7 @@ def find_run_model(store: ArtifactStore, run_id: str, wanted: str | None, where:
             "of this run under [<experiment id>/]models/; check RUN_ID and MODEL_ARTIFACT_ROOT"
         )
     chosen = choose_model(models, wanted, where)
-    return Found(run_id, chosen, _preprocessor(run_prefix, files))
+    return Found(run_id, chosen, *_run_folders(run_prefix, files))
 
 
 def find_logged_model(store: ArtifactStore, model_id: str, where: str) -> Found:
@@ -85,10 +86,9 @@ def find_logged_model(store: ArtifactStore, model_id: str, where: str) -> Found:
         if text is not None:
             mlmodel = _parse(text)
             run_id = mlmodel.get("run_id")
-            files = store.files(f"{experiment}{run_id}/artifacts/{PREPROCESSOR}/") if run_id else []
-            preprocessor = f"{experiment}{run_id}/artifacts/{PREPROCESSOR}" if files else None
+            files = store.files(f"{experiment}{run_id}/artifacts/") if run_id else []
             model = RunModel(_logged_name(store, experiment, model_id), location, model_id, _flavor(mlmodel))
-            return Found(run_id, model, preprocessor)
+            return Found(run_id, model, *_run_folders(f"{experiment}{run_id}" if run_id else None, files))
     raise ModelLoadError(
         f"{where}: no logged model {model_id} (looked for [<experiment id>/]models/{model_id}/artifacts/{MLMODEL}); "
         "check MODEL_URI and MODEL_ARTIFACT_ROOT"
@@ -135,9 +135,14 @@ def _artifact_models(store: ArtifactStore, run_prefix: str | None, files: list[s
     return models
 
 
-def _preprocessor(run_prefix: str | None, files: list[str]) -> str | None:
-    prefix = f"{run_prefix}/artifacts/{PREPROCESSOR}/"
-    return prefix.rstrip("/") if run_prefix and any(key.startswith(prefix) for key in files) else None
+def _run_folders(run_prefix: str | None, files: list[str]) -> tuple[str | None, str | None]:
+    """The run's `preprocessor` and `reference` artifact folders, those its files show."""
+
+    def present(name: str) -> str | None:
+        folder = f"{run_prefix}/artifacts/{name}"
+        return folder if run_prefix and any(key.startswith(f"{folder}/") for key in files) else None
+
+    return present(PREPROCESSOR_ARTIFACT), present(REFERENCE_ARTIFACT)
 
 
 def _logged_name(store: ArtifactStore, experiment: str, model_id: str) -> str | None:

@@ -22,13 +22,22 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction import DictVectorizer
-from sklearn.metrics import root_mean_squared_error
+from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 from sklearn.pipeline import Pipeline
 
+from web_service.drift import Profile
 from web_service.features import FEATURE_NAMES, prepare_features_frame
+from web_service.predictor import Predictor
 from web_service_mlflow.commands import run_command
 from web_service_mlflow.data import read_rides
-from web_service_mlflow.layout import MODEL_ARTIFACT, PLOT_ARTIFACT, PREPROCESSOR_ARTIFACT
+from web_service_mlflow.layout import (
+    MODEL_ARTIFACT,
+    PLOT_ARTIFACT,
+    PREPROCESSOR_ARTIFACT,
+    PROFILE_FILE,
+    REFERENCE_ARTIFACT,
+)
+from web_service_mlflow.reference import profile_json, profile_of_file
 
 logger = logging.getLogger("web_service_mlflow.train")
 
@@ -98,19 +107,21 @@ def plot_predictions(actual: np.ndarray, predicted: np.ndarray):  # -> matplotli
     return figure
 
 
-def log_run(pipeline: Pipeline, params: ForestParams, info: dict, rmse: float, figure) -> str:
-    """Log params, metric, model, preprocessor and plot to a new MLflow run; return its ID."""
+def log_run(pipeline: Pipeline, params: ForestParams, info: dict, metrics: dict[str, float], figure,
+            profile: Profile) -> str:  # fmt: skip
+    """Log params, metrics, model, preprocessor, plot and reference profile to a new MLflow run; return its ID."""
     import mlflow
 
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"model_class": "RandomForestRegressor", "features": ",".join(FEATURE_NAMES)})
         mlflow.log_params(asdict(params) | info)
-        mlflow.log_metric("rmse", rmse)
+        mlflow.log_metrics(metrics)
         # The model carries its own training record, for sources that have no tracking server.
-        training = {"run_id": run.info.run_id, "params": asdict(params) | info, "metrics": {"rmse": rmse}}
+        training = {"run_id": run.info.run_id, "params": asdict(params) | info, "metrics": metrics}
         _log_model(pipeline, Path(tmp), training)
         _log_preprocessor(pipeline.named_steps["dictvectorizer"], Path(tmp))
         mlflow.log_figure(figure, PLOT_ARTIFACT)
+        _log_profile(profile.with_about(run_id=run.info.run_id, model_version=run.info.run_id), Path(tmp))
         return run.info.run_id
 
 
@@ -152,6 +163,14 @@ def _log_preprocessor(vectorizer: DictVectorizer, tmp: Path) -> None:
     mlflow.log_artifact(str(path), PREPROCESSOR_ARTIFACT)
 
 
+def _log_profile(profile: Profile, tmp: Path) -> None:
+    import mlflow
+
+    path = tmp / PROFILE_FILE
+    path.write_text(profile_json(profile))
+    mlflow.log_artifact(str(path), REFERENCE_ARTIFACT)
+
+
 def _pip_requirements() -> list[str]:
     # Stated, not inferred: inference loads the model in a subprocess, slow for a large forest.
     from importlib.metadata import version
@@ -186,8 +205,11 @@ def train(data: TripData, params: ForestParams, n_jobs: int = -1) -> str:
         pipeline = fit_pipeline(train_rides, params, n_jobs)
     predicted = predict_rides(pipeline, valid_rides)
     rmse = float(root_mean_squared_error(valid_rides["duration"], predicted))
-    logger.info("validation RMSE: %.4f", rmse)
+    metrics = {"rmse": rmse, "valid_mae": float(mean_absolute_error(valid_rides["duration"], predicted))}
+    logger.info("validation RMSE: %.4f, MAE: %.4f", rmse, metrics["valid_mae"])
     figure = plot_predictions(valid_rides["duration"].to_numpy(), predicted)
+    with step("profiling the training rides"):
+        profile = training_profile(data, pipeline, metrics)
     info = {
         "train_data": data.train_source,
         "valid_data": data.valid_source,
@@ -195,7 +217,18 @@ def train(data: TripData, params: ForestParams, n_jobs: int = -1) -> str:
         "valid_rows": len(valid_rides),
     }
     with step("logging the run to MLflow"):
-        return log_run(pipeline, params, info, rmse, figure)
+        return log_run(pipeline, params, info, metrics, figure, profile)
+
+
+def training_profile(data: TripData, pipeline: Pipeline, metrics: dict[str, float]) -> Profile:
+    """The training file as the service would see it: every ride the contract accepts, not only the fitted ones.
+
+    Its errors are the run's: RMSE on the fitted rides, RMSE and MAE on the validation rides.
+    """
+    train_rmse = root_mean_squared_error(data.train_rides["duration"], predict_rides(pipeline, data.train_rides))
+    errors = {"train_rmse": float(train_rmse), "valid_rmse": metrics["rmse"], "valid_mae": metrics["valid_mae"]}
+    scorer = Predictor(pipeline, model_version="", source=data.train_source)
+    return profile_of_file(data.train_source, scorer, errors)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

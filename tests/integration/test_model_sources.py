@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 from mlflow import MlflowClient
 
 from tests.conftest import make_rides
@@ -22,6 +23,12 @@ RIDES = make_rides(40, seed=21)
 def served(server) -> tuple[list[float], set[str]]:
     answers = post_all(f"{server.url}/predict", RIDES)
     return [answer["duration"] for answer in answers], {answer["model_version"] for answer in answers}
+
+
+def profile_run(server) -> str | None:
+    """The run named by the reference profile the server loaded with the model (training logs one)."""
+    shown = requests.get(f"{server.url}/model", timeout=10).json()["reference_profile"]
+    return shown and shown["run_id"]
 
 
 def reference(tracking_url: str, run_id: str) -> list[float]:
@@ -46,15 +53,18 @@ def test_a_run_is_served_through_the_tracking_server_then_from_s3_then_from_the_
             with gunicorn(APP, tmp_path / "tracking.log", RUN_ID=run.run_id, MLFLOW_TRACKING_URI=tracking.url,
                           MODEL_CACHE_DIR=cache) as server:  # fmt: skip
                 assert served(server) == (expected, {run.run_id})
+                assert profile_run(server) == run.run_id
         # The tracking server is down now: S3 alone, with a cold cache.
         for root in (f"s3://mlflow/{run.experiment_id}", "s3://mlflow"):
             with gunicorn(APP, tmp_path / "s3.log", RUN_ID=run.run_id, MODEL_ARTIFACT_ROOT=root,
                           MODEL_CACHE_DIR=str(tmp_path / f"cache-{len(root)}"), **s3.env) as server:  # fmt: skip
                 assert served(server) == (expected, {run.run_id})
+                assert profile_run(server) == run.run_id
     # Both down: the runs already fetched still serve, from the cache, whichever source is named.
     with gunicorn(APP, tmp_path / "cached.log", RUN_ID=run.run_id, MLFLOW_TRACKING_URI=tracking.url,
                   MODEL_CACHE_DIR=cache, MODEL_LOAD_TIMEOUT="0") as server:  # fmt: skip
         assert served(server) == (expected, {run.run_id})
+        assert profile_run(server) == run.run_id
         assert "loaded" in server.output() and f"from cache {cache}" in server.output()
 
 
@@ -105,6 +115,7 @@ def test_a_pinned_registry_version_is_served(tmp_path, tracking, registered):
         MLFLOW_TRACKING_URI=tracking.url,
     ) as server:
         assert served(server)[1] == {f"{first.run_id} (models:/{REGISTERED_NAME}/1)"}
+        assert profile_run(server) == first.run_id  # through the version's run
 
 
 def test_a_tracking_server_that_starts_slowly_is_waited_for(tmp_path, s3, tracking, registered):

@@ -1,4 +1,5 @@
 import hashlib
+import json
 import pickle
 
 import pytest
@@ -63,3 +64,19 @@ def test_a_bad_number_fails_naming_the_variable(raw):
 
 def test_blank_number_means_the_default():
     assert env_int({"X": " "}, "X", 7) == 7
+
+
+def test_drift_profile_gives_a_model_file_its_reference_and_a_bad_one_stops_the_start(tmp_path, linear_pipeline):
+    from web_service.drift import COLUMNS, build_profile, read_profile
+
+    path, profile_path = tmp_path / "pipeline.bin", tmp_path / "profile.json"
+    path.write_bytes(pickle.dumps(linear_pipeline))
+    profile_path.write_text(json.dumps(build_profile({name: [1.0, 2.0, 3.0] for name in COLUMNS}).to_json()))
+    settings = FileModelSettings.from_env({"MODEL_PATH": str(path), "DRIFT_PROFILE": str(profile_path)})
+
+    predictor = load_bundle(settings.model_path, profile=settings.drift_profile)  # as web_service.predict loads
+
+    assert predictor.profile == read_profile(profile_path)
+    assert FileModelSettings.from_env({"MODEL_PATH": str(path)}).drift_profile is None
+    with pytest.raises(SettingsError, match=f"^DRIFT_PROFILE={tmp_path}/none.json: cannot read it \\(No such file"):
+        FileModelSettings.from_env({"MODEL_PATH": str(path), "DRIFT_PROFILE": str(tmp_path / "none.json")})

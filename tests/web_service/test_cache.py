@@ -168,3 +168,20 @@ def test_a_read_only_cache_still_serves_what_it_holds(tmp_path, public_tmp):
 
     assert ModelCache(tmp_path).put(RUN, fill_model) == entry
     assert put_as_unprivileged_user(public_tmp / "cache") == "no error"
+
+
+def test_amend_adds_to_an_entry_and_its_manifest_so_it_stays_valid(tmp_path):
+    cache = ModelCache(tmp_path)
+    entry = cache.put(RUN, fill_model)
+
+    def add_reference(dest: Path) -> None:
+        (dest / "reference").mkdir()
+        (dest / "reference" / "profile.json").write_text("{}")
+        (dest / "resolved.json").write_text('{"reference": "reference"}')
+
+    cache.amend(RUN, add_reference)
+
+    assert cache.get(RUN) == entry
+    assert (entry / "reference" / "profile.json").read_text() == "{}"
+    assert (entry / "model" / "model.skops").read_bytes() == b"weights" * 100
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(f".{RUN}.") and path.is_dir()] == []

@@ -122,7 +122,7 @@ def test_metrics_show_scores_thresholds_and_verdicts(profile, linear_pipeline):
 
 def test_a_model_without_a_profile_serves_with_live_drift_off(linear_pipeline, caplog):
     predictor = Predictor(linear_pipeline, model_version="no-profile", source="test")
-    with caplog.at_level(logging.WARNING, "web_service.livedrift"):
+    with caplog.at_level(logging.INFO, "web_service.livedrift"):
         app = create_app(AppSettings(), predictor)
     assert app.extensions["ride_duration"].live_drift is None
     assert "live drift is off: model no-profile has no reference profile" in caplog.text

@@ -1,4 +1,6 @@
 import dataclasses
+import json
+import logging
 import os
 import shutil
 import subprocess
@@ -7,6 +9,8 @@ import sys
 import pytest
 
 from tests.conftest import REPO, make_rides
+from web_service.app import create_app
+from web_service.cache import ModelCache, _write_manifest
 from web_service.errors import ModelLoadError, SettingsError
 from web_service.settings import AppSettings
 from web_service_mlflow.layout import LOCAL_STORE
@@ -109,3 +113,125 @@ def test_a_cache_dir_that_cannot_be_written_stops_a_tracking_server_start_naming
         f"{trained_run.tracking_uri}, run {trained_run.run_id} is downloaded there: "
         "set MODEL_CACHE_DIR to a folder this user can write"
     )
+
+
+# --- the run's reference profile ---
+
+
+def loader_warnings(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.name == "web_service_mlflow.loader" and record.levelno >= logging.WARNING]  # fmt: skip
+
+
+def copied_store(tmp_path, trained_run):
+    store = tmp_path / "mlruns"
+    shutil.copytree(trained_run.store, store)
+    [artifacts] = store.glob(f"*/{trained_run.run_id}/artifacts")
+    return store, artifacts / "reference"
+
+
+def test_a_runs_reference_profile_comes_with_it_from_its_folder_through_its_server_and_from_the_cache(
+    tmp_path, trained_run
+):
+    stored = load_predictor(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=trained_run.store))
+    tracked = load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri))
+    gone = f"sqlite:///{tmp_path}/no-such-dir/mlflow.db"
+    cached = load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, gone))
+
+    assert stored.profile is not None and stored.profile.about["run_id"] == trained_run.run_id
+    assert tracked.profile == cached.profile == stored.profile
+    assert (tmp_path / "cache" / trained_run.run_id / "reference" / "profile.json").is_file()
+    assert cached.source.startswith("cache ")
+
+
+def test_the_embedded_run_carries_its_reference_profile_and_model_shows_it(tmp_path):
+    run_id = default_run_id(LOCAL_STORE)
+    predictor = load_predictor(settings(tmp_path, SourceKind.LOCAL, run_id))
+
+    shown = create_app(AppSettings(), predictor).test_client().get("/model").get_json()["reference_profile"]
+
+    assert shown["run_id"] == run_id
+    assert shown["source"].endswith("green_tripdata_2021-01.parquet")
+    assert shown["rides"] > 70_000
+    assert shown["metrics"]["valid_rmse"] == 6.7558229919200725
+    assert set(shown["metrics"]) == {"train_rmse", "valid_rmse", "valid_mae"}
+
+
+def test_a_run_without_a_profile_is_served_with_drift_off_and_says_how_to_make_one(tmp_path, trained_run, caplog):
+    store, reference = copied_store(tmp_path, trained_run)
+    shutil.rmtree(reference)
+
+    predictor = load_predictor(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=store))
+
+    assert predictor.profile is None
+    [line] = loader_warnings(caplog)
+    assert line == (
+        f"run {trained_run.run_id} has no reference profile (reference/profile.json); live drift is off; make one "
+        f"with python -m web_service_mlflow.monitor.profile --run-id {trained_run.run_id} "
+        "--reference <its training file> --log"
+    )
+
+
+def test_a_corrupt_profile_is_a_warning_naming_the_file_not_a_failed_start(tmp_path, trained_run, caplog):
+    store, reference = copied_store(tmp_path, trained_run)
+    (reference / "profile.json").write_text('{"format": 1, "rides": ')
+
+    predictor = load_predictor(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=store))
+
+    assert predictor.profile is None
+    assert predictor.predict_one({"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.0}) > 0
+    [line] = loader_warnings(caplog)
+    assert line.startswith(
+        f"cannot use the reference profile of run {trained_run.run_id}: {reference}/profile.json: not JSON ("
+    )
+    assert line.endswith("; live drift is off; make one with python -m web_service_mlflow.monitor."
+                                      f"profile --run-id {trained_run.run_id} --reference <its training file> "
+                                      "--log --replace")  # fmt: skip
+
+
+def test_drift_profile_takes_the_place_of_the_runs_own(tmp_path, trained_run):
+    own = load_predictor(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=trained_run.store)).profile
+    other = own.with_about(source="elsewhere")
+    wanted = dataclasses.replace(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=trained_run.store),
+                                 drift_profile=other)  # fmt: skip
+
+    assert load_predictor(wanted).profile is other
+
+
+def make_entry_old(entry, reference: bool) -> None:
+    """Make a cache entry look like one made before runs carried a profile (or one whose run had none)."""
+    shutil.rmtree(entry / "reference")
+    resolution = json.loads((entry / "resolved.json").read_text())
+    if reference:
+        del resolution["reference"]
+    else:
+        resolution["reference"] = None
+    (entry / "resolved.json").write_text(json.dumps(resolution))
+    _write_manifest(entry, entry.name)
+
+
+def test_a_cache_entry_made_before_profiles_gets_the_runs_once_and_stays_whole(tmp_path, trained_run):
+    load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri))
+    entry = tmp_path / "cache" / trained_run.run_id
+    make_entry_old(entry, reference=True)
+
+    again = load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri))
+
+    assert again.source.startswith(f"cache {entry}")
+    assert again.profile is not None and again.profile.about["run_id"] == trained_run.run_id
+    assert ModelCache(tmp_path / "cache").get(trained_run.run_id) == entry  # the manifest covers the addition
+    assert json.loads((entry / "resolved.json").read_text())["reference"] == "reference"
+    gone = f"sqlite:///{tmp_path}/no-such-dir/mlflow.db"
+    assert load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, gone)).profile == again.profile
+
+
+def test_a_cache_entry_whose_run_had_no_profile_asks_no_server_and_serves(tmp_path, trained_run, caplog):
+    load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri))
+    make_entry_old(tmp_path / "cache" / trained_run.run_id, reference=False)
+    gone = f"sqlite:///{tmp_path}/no-such-dir/mlflow.db"
+
+    predictor = load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, gone))
+
+    assert predictor.profile is None
+    assert f"run {trained_run.run_id} has no reference profile" in caplog.text
+    assert "cannot add" not in caplog.text

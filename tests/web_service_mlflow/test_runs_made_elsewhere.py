@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
 from tests.fixtures import bits, expected, probe_rides, store
+from tests.web_service_mlflow.test_loader import loader_warnings
+from web_service.drift import read_profile
 from web_service.errors import ModelLoadError, SettingsError
 from web_service.loading import admit
+from web_service.startup import build_app
 from web_service.trust import granting
+from web_service.views import is_ready
 from web_service_mlflow.flavor import load_run_model
-from web_service_mlflow.loader import load_predictor
+from web_service_mlflow.loader import load_from_env, load_predictor
 from web_service_mlflow.settings import ModelSettings
+from web_service_mlflow.sources import StoreSource, Wanted
+from web_service_mlflow.stores import FolderStore
 
 # fixture folder with its expected.json -> the MLflow store it lives in
 RUNS = {
@@ -169,3 +177,35 @@ def test_a_run_that_needs_a_pickle_is_refused_without_allow_pickle(tmp_path, fix
         f"local store {root}, run {wanted.run_id}: {what}, and loading one runs any code it holds; "
         "ALLOW_PICKLE=true allows it, only if you trust whoever can write it"
     )
+
+
+def test_a_run_made_elsewhere_has_no_profile_and_starts_with_drift_off_saying_how_to_make_one(tmp_path, caplog):
+    wanted = expected("mlflow2-sklearn-1.2.2/forest")
+    environ = {"RUN_ID": wanted.run_id, "MODEL_ARTIFACT_ROOT": str(store("mlflow2-sklearn-1.2.2")),
+               "MODEL_CACHE_DIR": str(tmp_path / "cache")} | PICKLED  # fmt: skip
+
+    app = build_app(load_from_env, environ)
+
+    assert is_ready(app)
+    assert app.test_client().get("/model").get_json()["reference_profile"] is None
+    [line] = loader_warnings(caplog)
+    assert line.startswith(f"run {wanted.run_id} has no reference profile (reference/profile.json); live drift is off")
+    assert f"python -m web_service_mlflow.monitor.profile --run-id {wanted.run_id} --reference" in line
+
+
+def test_a_logged_models_profile_is_found_through_its_source_run(tmp_path, trained_run):
+    skops = expected("mlflow3/skops")
+    root = tmp_path / "mlruns"
+    shutil.copytree(store("mlflow3"), root)
+    [run_folder] = root.glob(f"*/{skops.run_id}")
+    (run_folder / "artifacts" / "reference").mkdir(parents=True)
+    [profile] = trained_run.store.glob(f"*/{trained_run.run_id}/artifacts/reference/profile.json")
+    shutil.copy(profile, run_folder / "artifacts" / "reference" / "profile.json")
+    model_uri = f"models:/{skops.record['models']['model']}"
+
+    in_place = load(tmp_path, MODEL_URI=model_uri, MODEL_ARTIFACT_ROOT=str(root))
+    source = StoreSource(FolderStore(root), Wanted(model_id=skops.record["models"]["model"]))
+    source.download(source.resolve(), tmp_path / "fetched")  # as from S3: copied, not read in place
+
+    assert in_place.profile is not None and in_place.profile == read_profile(profile)
+    assert read_profile(tmp_path / "fetched" / "reference" / "profile.json") == in_place.profile

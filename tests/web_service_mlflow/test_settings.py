@@ -66,3 +66,17 @@ def test_cache_dir_and_load_timeout_come_from_the_environment():
 
 def test_cache_dir_defaults_under_the_users_cache():
     assert ModelSettings.from_env({"XDG_CACHE_HOME": "/xdg"}).cache_dir == Path("/xdg/ride-duration/models")
+
+
+def test_drift_profile_is_read_at_start_and_one_that_cannot_be_read_names_the_variable(tmp_path):
+    (tmp_path / "profile.json").write_text("[]")
+
+    with pytest.raises(SettingsError) as raised:
+        ModelSettings.from_env({"DRIFT_PROFILE": str(tmp_path / "profile.json")})
+
+    assert raised.value.message == (
+        f"DRIFT_PROFILE={tmp_path}/profile.json: not a reference profile of format 1 (format: list); set "
+        "DRIFT_PROFILE to a profile.json made by python -m web_service_mlflow.monitor.profile, or unset it to use "
+        "the run's own reference/profile.json"
+    )
+    assert ModelSettings.from_env({}).drift_profile is None

@@ -10,6 +10,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import root_mean_squared_error
 
 from tests.conftest import make_rides, write_trips
+from web_service.drift import read_profile
 from web_service.features import prepare_features, prepare_features_frame
 from web_service_mlflow.data import read_rides
 from web_service_mlflow.train import ForestParams, fit_pipeline, parse_args
@@ -20,6 +21,7 @@ def test_training_prints_the_run_id_last_and_progress_on_stderr(trained_run):
     for step in (
         "reading training rides",
         "fitting: 12/12 trees",
+        "profiling the training rides",
         "logging the run to MLflow",
         "validation RMSE",
     ):
@@ -40,6 +42,27 @@ def test_run_logs_params_rmse_and_artifacts(trained_run):
     assert (artifacts / "model" / "MLmodel").is_file()
     assert (artifacts / "preprocessor" / "preprocessor.b").is_file()
     assert (artifacts / "plots" / "predicted_vs_actual.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_run_carries_the_profile_of_its_training_file_with_its_errors(trained_run, train_parquet):
+    run = MlflowClient(trained_run.tracking_uri).get_run(trained_run.run_id)
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    pipeline = mlflow.sklearn.load_model(str(artifacts / "model"))
+    fitted = read_rides(str(train_parquet))
+
+    profile = read_profile(artifacts / "reference" / "profile.json")
+
+    assert profile.rides == 800  # every ride the service would take, not only the 1-60 minute ones fitted
+    assert len(fitted) < profile.rides
+    train_rmse = root_mean_squared_error(fitted["duration"], pipeline.predict(prepare_features_frame(fitted)))
+    assert profile.metrics == {
+        "train_rmse": train_rmse,
+        "valid_rmse": run.data.metrics["rmse"],
+        "valid_mae": run.data.metrics["valid_mae"],
+    }
+    assert 0 < run.data.metrics["valid_mae"] < run.data.metrics["rmse"]
+    assert profile.about["run_id"] == profile.about["model_version"] == trained_run.run_id
+    assert profile.about["source"] == str(train_parquet)
 
 
 def test_model_loads_from_the_runs_own_artifact_path_without_a_tracking_server(trained_run, valid_parquet):
