@@ -23,7 +23,6 @@ Results go to bench/results/batch.md and batch.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import resource
@@ -42,6 +41,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from bench import publish
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -441,10 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(score_month(yellow, YELLOW_MONTH, workdir, run_id, args, "yellow 2021-03, built", 1))
     load, command = (load_before, os.getloadavg()[0]), command.strip()
     text = report(rows, args, when, command, load)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(record(rows, args, when, command, load), indent=2) + "\n")
-    print(text)
+    publish(args.out, text, record(rows, args, when, command, load))
     unequal = [row.label for row in rows if row.agreement is not None and not row.agreement.equal]
     if unequal:
         print(f"predictions differ: {', '.join(unequal)}", file=sys.stderr)

@@ -26,7 +26,6 @@ Results go to bench/results/drift.md and drift.json. The TLC data never enters t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 import statistics
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import publish
 from bench.batch import DATA, GREEN_MONTHS, REPO, Limits, child_env, run_child
 from web_service import drift
 from web_service.drift import Check, Profile, Thresholds
@@ -556,10 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run(january, february, args, Path(workdir))
     total_s = time.perf_counter() - started
     text = report(results, args, when, command, total_s)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(record(results, args, when, command, total_s), indent=2) + "\n")
-    print(text)
+    publish(args.out, text, record(results, args, when, command, total_s))
     contradicted = [text for text, held in results.expectations() if not held]
     if contradicted:
         print(f"calibration contradicted: {'; '.join(contradicted)}", file=sys.stderr)

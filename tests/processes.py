@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,17 +54,22 @@ class Server:
 
     def wait_healthy(self, timeout: float = 90) -> None:
         """Wait until /health answers; fail with the server's log if it exits or never does."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"gunicorn not healthy after {timeout} s:\n{self.output()}")
+        wait_answering(self.process, f"{self.url}/health", self.output, "gunicorn", timeout)
+
+
+def wait_answering(process: subprocess.Popen, url: str, output: Callable[[], str], name: str, timeout: float) -> None:
+    """Wait until GET `url` answers 2xx; fail with the server's output if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited with {process.returncode}:\n{output()}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{name} did not answer {url} within {timeout} s:\n{output()}")
 
 
 def gunicorn_command(app: str) -> list[str]:

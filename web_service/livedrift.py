@@ -1,7 +1,7 @@
 """Live drift: each worker compares its recent rides with the served run's profile, off the request path.
 
-A request only appends its (already validated) rides and their durations to a queue, under a lock
-held for an append. A thread of the worker wakes every DRIFT_INTERVAL_SECONDS, moves the queued
+A request only copies its (already validated) rides' numbers and durations into four arrays of
+doubles, under a lock. A thread of the worker wakes every DRIFT_INTERVAL_SECONDS, moves the queued
 rides into a sliding window of the last DRIFT_WINDOW rides, measures the window against the
 profile with the report's own methods (`web_service.drift.compare`) and sets the gauges:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +30,12 @@ from web_service import drift
 from web_service.process import Periodic
 
 logger = logging.getLogger(__name__)
-FIELDS = ("trip_distance", "PULocationID", "DOLocationID")
+# The order of the queue's arrays.
+COLUMNS = ("trip_distance", "PULocationID", "DOLocationID", "predicted_duration")
+
+
+def _columns() -> tuple[array, array, array, array]:
+    return array("d"), array("d"), array("d"), array("d")
 
 
 @dataclass(frozen=True)
@@ -51,41 +56,43 @@ class LiveDrift:
         self.model_version = model_version
         self.settings = settings
         self.gauges = gauges
-        self._queued: deque[tuple[Sequence[Mapping[str, Any]], Sequence[float]]] = deque()
-        self._queued_rides = 0
+        # Four flat arrays of doubles, not the requests' own ride dicts: holding thousands of small
+        # objects for 30 s among the requests' short-lived ones pinned Python's memory arenas, and
+        # cost 17 MB per worker under load; these cost 8 bytes a value (docs/monitoring.md, Live drift).
+        self._queued = _columns()
         self._lock = threading.Lock()
-        self._window = {name: np.empty(0) for name in (*FIELDS, "predicted_duration")}
+        self._window = {name: np.empty(0) for name in COLUMNS}
         self.checks: list[drift.Check] = []
         self._periodic = Periodic(settings.interval_s, self.update, "live-drift")
 
     def record(self, rides: Sequence[Mapping[str, Any]], durations: Sequence[float]) -> None:
-        """On the request path: queue the rides, nothing more; the oldest go once a window's worth waits."""
+        """On the request path: copy the rides' numbers into the queue; the oldest go past two windows."""
         self._periodic.ensure_running()
         with self._lock:
-            self._queued.append((rides, durations))
-            self._queued_rides += len(rides)
-            while self._queued_rides - len(self._queued[0][0]) >= self.settings.window:
-                self._queued_rides -= len(self._queued.popleft()[0])
+            distance, pickup, dropoff, predicted = self._queued
+            for ride in rides:
+                distance.append(ride["trip_distance"])
+                pickup.append(ride["PULocationID"])
+                dropoff.append(ride["DOLocationID"])
+            predicted.extend(durations)
+            if len(predicted) > 2 * self.settings.window:  # a memmove now and then, not one per request
+                for column in self._queued:
+                    del column[: -self.settings.window]
 
     def update(self) -> None:
         """Off the request path: move queued rides into the window, compare, set the gauges."""
         with self._lock:
-            queued, self._queued, self._queued_rides = self._queued, deque(), 0
-        if queued:
-            self._slide(queued)
+            queued, self._queued = self._queued, _columns()
+        keep = self.settings.window
+        for name, column in zip(COLUMNS, queued, strict=True):
+            if column:
+                self._window[name] = np.concatenate([self._window[name], np.frombuffer(column)])[-keep:]
         rides = len(self._window["trip_distance"])
         self.gauges.drift_window.labels(self.model_version).set(rides)
         if rides < self.settings.thresholds.min_rides:
             return
         self.checks = drift.compare(self.profile, self._window, self.settings.thresholds)
         self._publish(self.checks)
-
-    def _slide(self, queued: deque) -> None:
-        new = {name: [ride[name] for rides, _ in queued for ride in rides] for name in FIELDS}
-        new["predicted_duration"] = [duration for _, durations in queued for duration in durations]
-        keep = self.settings.window
-        for name, values in new.items():
-            self._window[name] = np.concatenate([self._window[name], np.asarray(values, dtype=float)])[-keep:]
 
     def _publish(self, checks: list[drift.Check]) -> None:
         detected: dict[str, bool] = {}

@@ -19,7 +19,7 @@ import requests
 import yaml
 
 from tests.conftest import REPO, make_rides
-from tests.processes import Server, free_port, gunicorn
+from tests.processes import Server, free_port, gunicorn, wait_answering
 
 MONITORING = REPO / "monitoring"
 ALERTS = MONITORING / "alerts.yml"
@@ -107,17 +107,7 @@ def prometheus(folder: Path, target: str) -> Iterator[Prometheus]:
 
 
 def wait_ready(server: Prometheus, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"prometheus exited with {server.process.returncode}:\n{server.log.read_text()}")
-        try:
-            if requests.get(f"{server.url}/-/ready", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"prometheus not ready after {timeout} s:\n{server.log.read_text()}")
+    wait_answering(server.process, f"{server.url}/-/ready", server.log.read_text, "prometheus", timeout)
 
 
 def send_rides(url: str, rides: list[dict], singles: int = 0) -> None:
