@@ -135,14 +135,12 @@ def test_the_embedded_runs_validation_rmse_is_read_from_the_tracking_database():
     assert bench.validation_rmse("0" * 32) is None
 
 
-def test_without_the_monitor_command_its_timing_is_left_out_and_said_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "MONITOR_MAIN", bench.REPO / "web_service_mlflow" / "monitor" / "absent.py")
+def test_with_no_command_runs_asked_for_its_timing_is_left_out_and_said_so(tmp_path):
+    cli = bench.cli_runs(tmp_path / "jan.parquet", tmp_path / "feb.parquet", 0, tmp_path)
 
-    cli = bench.cli_runs(tmp_path / "jan.parquet", tmp_path / "feb.parquet", 3, tmp_path)
-
-    assert cli == {"measured": False, "note": "web_service_mlflow/monitor/absent.py does not exist (yet)"}
+    assert cli == {"measured": False, "note": "not asked for (--cli-reps 0)"}
     assert bench.timing_lines({"build_profile_s": 0.01, "compare_s": 0.02, "read_and_score_s": 0.03}, cli, 5)[-1] == (
-        "- The monitor's command end to end: not measured, web_service_mlflow/monitor/absent.py does not exist (yet)."
+        "- The monitor's command end to end: not measured, not asked for (--cli-reps 0)."
     )
 
 
@@ -190,7 +188,6 @@ def test_a_small_run_reports_every_comparison_and_its_calibration_holds(greens, 
     assert all(expectation["held"] for expectation in results["expectations"])
 
 
-@pytest.mark.skipif(not bench.MONITOR_MAIN.is_file(), reason="the monitor's command is not there (yet)")
 def test_the_monitor_command_is_timed_from_start_to_exit(greens, tmp_path):
     january, february = (greens / name for name in bench.GREEN_MONTHS)
 
