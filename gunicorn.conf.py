@@ -6,6 +6,7 @@ gunicorn web_service_mlflow.predict:app      # this file is read from the workin
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 
@@ -95,3 +96,19 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def when_ready(server):
+    """Watch the model's source (a registry alias) for a new model to swap in (web_service.hotswap)."""
+    # Only an app loaded here (GUNICORN_PRELOAD) can be swapped here; other apps import nothing more.
+    if "model_watch" in getattr(getattr(server.app, "callable", None), "extensions", {}):
+        from web_service.hotswap import start_watching
+
+        start_watching(server)
+
+
+def on_reload(server):
+    """SIGHUP replaces the workers; with a watched source it also checks for a new model at once."""
+    hotswap = sys.modules.get("web_service.hotswap")
+    if hotswap is not None:
+        hotswap.reloading(server)

@@ -21,6 +21,12 @@ from tests.conftest import REPO
 MODEL_VARIABLES = (
     "RUN_ID",
     "MODEL_URI",
+    "MODEL_POLL_SECONDS",
+    "CANARY_MODEL_URI",
+    "CANARY_RUN_ID",
+    "CANARY_PERCENT",
+    "SHADOW_MODEL_URI",
+    "SHADOW_RUN_ID",
     "MLFLOW_TRACKING_URI",
     "MODEL_ARTIFACT_ROOT",
     "MODEL_CACHE_DIR",

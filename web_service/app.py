@@ -11,8 +11,9 @@ from werkzeug.exceptions import HTTPException
 from web_service.auth import init_auth
 from web_service.errors import ErrorDetail, ServiceError
 from web_service.invocations import mlflow_protocol
+from web_service.lineup import Lineup
 from web_service.livedrift import start_live_drift
-from web_service.metrics import RequestMetrics, init_metrics, service_metrics
+from web_service.metrics import RequestMetrics, announce_model, init_metrics, service_metrics
 from web_service.observe import ObservedApp, request_id
 from web_service.openapi import build_document, openapi_views
 from web_service.predictionlog import PredictionLog
@@ -20,24 +21,34 @@ from web_service.predictor import Predictor
 from web_service.request import bounded_request
 from web_service.requestlog import RequestLog
 from web_service.settings import AppSettings
-from web_service.views import SERVING, Serving, run_self_check, views
+from web_service.views import SERVING, Serving, lineup_self_check, views
 
 logger = logging.getLogger(__name__)
 # Endpoints that API_TOKEN protects; health, readiness, identity and metrics stay open.
 PROTECTED_ENDPOINTS = {"views.predict", "mlflow_protocol.invocations"}
 
 
-def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
-    """Build the app around an already loaded predictor."""
+def create_app(settings: AppSettings, models: Predictor | Lineup, announce: bool = True) -> Flask:
+    """Build the app around an already loaded predictor (or a lineup: a canary, a shadow beside it).
+
+    `announce=False` builds a candidate (web_service.hotswap): its model is not published in this
+    process's metrics until it is chosen, with `announce(app)`.
+    """
+    lineup = models if isinstance(models, Lineup) else Lineup(models)
+    predictor = lineup.primary
     app = Flask(__name__)
     app.request_class = bounded_request(settings.max_body_bytes)
     app.json.sort_keys = False  # keep "code, message, details" in the order people read them
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     log = PredictionLog(settings.prediction_log) if settings.prediction_log else None
-    self_check = run_self_check(predictor)
+    self_check = lineup_self_check(lineup)
     live = start_live_drift(predictor.profile, settings.live_drift, service_metrics(), predictor.model_version)
-    app.extensions[SERVING] = Serving(predictor, self_check, settings.max_batch_size, log, live)
-    init_metrics(app, predictor.model_version, predictor.source, self_check["passed"])
+    alone = lineup.canary is None and lineup.shadow is None
+    app.extensions[SERVING] = Serving(predictor, self_check, settings.max_batch_size, log, live,
+                                      None if alone else lineup)  # fmt: skip
+    init_metrics(app)
+    if announce:
+        announce_model(predictor.model_version, predictor.source, self_check["passed"])
     init_auth(app, settings.api_tokens, PROTECTED_ENDPOINTS)
     app.register_blueprint(views)
     app.register_blueprint(mlflow_protocol)
@@ -50,6 +61,12 @@ def create_app(settings: AppSettings, predictor: Predictor) -> Flask:
     routes = {rule.rule for rule in app.url_map.iter_rules()}
     app.wsgi_app = ObservedApp(app.wsgi_app, routes, [RequestMetrics(), RequestLog(predictor.model_version)])
     return app
+
+
+def announce(app: Flask) -> None:
+    """Publish the app's model as the one this process (and the workers it forks) serves."""
+    now = app.extensions[SERVING]
+    announce_model(now.predictor.model_version, now.predictor.source, now.ready)
 
 
 def _service_error(error: ServiceError) -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -51,11 +51,32 @@ class ServiceMetrics:
             ["route"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
+        # By the model that answered: with a canary, two versions answer side by side.
         self.predicted = Histogram(
             "ride_duration_predicted_minutes",
-            "Predicted ride durations, in minutes.",
+            "Predicted ride durations, in minutes, by the model version that answered.",
+            ["model_version"],
             buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90),
         )
+        self.shadow_diff = Histogram(
+            "ride_duration_shadow_abs_diff_minutes",
+            "|shadow - answered| per ride, in minutes, by shadow model version.",
+            ["model_version"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60),
+        )
+        self.shadow_errors = Counter(
+            "ride_duration_shadow_errors_total", "Requests the shadow model failed to score.", ["model_version"]
+        )
+        # Written by the Gunicorn master, which watches the registry (web_service.hotswap).
+        self.reloads = Counter("ride_duration_model_reloads_total", "Models swapped in without a restart.")
+        self.reload_failures = Counter(
+            "ride_duration_model_reload_failures_total",
+            "Candidate models refused (failed to load, verify or self-check) or not fetched; the old one serves on.",
+        )
+        self.registry_up = Gauge(
+            "ride_duration_model_registry_up", "1 when the last check of the model registry answered, else 0.",
+            multiprocess_mode="max",
+        )  # fmt: skip
         self.batch = Histogram(
             "ride_duration_batch_size", "Rides per POST /predict.", buckets=(1, 2, 5, 10, 50, 100, 500, 1000)
         )
@@ -161,14 +182,18 @@ PENDING = Pending()
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def init_metrics(app: Flask, model_version: str, source: str, ready: bool) -> None:
-    """Record the served model and its readiness; expose GET /metrics. `RequestMetrics` counts requests."""
+def init_metrics(app: Flask) -> None:
+    """Expose GET /metrics. `RequestMetrics` counts requests."""
+    app.add_url_rule("/metrics", "metrics", _metrics)
+
+
+def announce_model(model_version: str, source: str, ready: bool) -> None:
+    """Record the served model and its readiness: for this process and every worker forked from it."""
     global _ready
     metrics = service_metrics()
     metrics.model.labels(model_version=model_version, source=source).set(1)
     _ready = 1 if ready else 0
     metrics.ready.set(_ready)
-    app.add_url_rule("/metrics", "metrics", _metrics)
 
 
 class RequestMetrics:
@@ -192,13 +217,39 @@ class RequestMetrics:
         PENDING.observe(latency, [answered.seconds])
 
 
-def observe_predictions(durations: list[float]) -> None:
+def observe_predictions(durations: list[float], model_version: str) -> None:
     metrics = service_metrics()
     PENDING.observe(metrics.batch, [len(durations)])
-    PENDING.observe(metrics.predicted, durations)
+    PENDING.observe(_child(metrics.predicted, model_version), durations)
 
 
-_ready: int | None = None  # what init_metrics recorded, set again in every forked worker
+def observe_shadow(model_version: str, differences: list[float] | None) -> None:
+    """The shadow's |difference| per ride, or None when it failed to score the request."""
+    metrics = service_metrics()
+    if differences is None:
+        PENDING.inc(_child(metrics.shadow_errors, model_version))
+    else:
+        PENDING.observe(_child(metrics.shadow_diff, model_version), differences)
+
+
+_CHILDREN: dict[tuple[int, str], Any] = {}
+
+
+def _child(metric: Any, model_version: str) -> Any:
+    # Looking a labelled child up by its labels costs more than updating it: keep them.
+    key = (id(metric), model_version)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(model_version=model_version)
+    return child
+
+
+def retire_model(model_version: str, source: str) -> None:
+    """The swapped-out model's info gauge goes to 0 (a multiprocess file keeps a removed label's value)."""
+    service_metrics().model.labels(model_version=model_version, source=source).set(0)
+
+
+_ready: int | None = None  # what announce_model recorded, set again in every forked worker
 
 
 def _ready_again_in_worker() -> None:

@@ -80,18 +80,24 @@ class PredictionLog:
         self._writer_pid: int | None = None
         self._lock = threading.Lock()
 
-    def record(self, request_id: str, model_version: str, rides: list[dict[str, Any]], durations: list[float]) -> None:
-        """Queue one request's predictions; returns at once."""
+    def record(
+        self,
+        request_id: str,
+        model_version: str,
+        rides: list[dict[str, Any]],
+        durations: list[float],
+        shadow: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue one request's predictions (and the shadow model's, never returned); returns at once."""
         self._ensure_writer()
-        line = json.dumps(
-            {
-                "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "request_id": request_id,
-                "model_version": model_version,
-                "rides": rides,
-                "durations": durations,
-            }
-        )
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "request_id": request_id,
+            "model_version": model_version,
+            "rides": rides,
+            "durations": durations,
+        }
+        line = json.dumps(record if shadow is None else record | {"shadow": shadow})
         if self._queue.chars + len(line) >= self.queue_bytes:
             self._drop("cannot keep up")
             return

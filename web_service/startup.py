@@ -11,6 +11,7 @@ from flask import Flask
 
 from web_service.app import create_app
 from web_service.errors import StartupError
+from web_service.lineup import Lineup
 from web_service.metrics import service_metrics
 from web_service.predictor import Predictor
 from web_service.redact import display_roots
@@ -22,7 +23,11 @@ logger = logging.getLogger("web_service")
 # Gunicorn's own code for "the app could not be loaded"; it stops the arbiter too.
 EXIT_STARTUP_FAILED = 3
 
-Loader = Callable[[Mapping[str, str]], tuple[AppSettings, Predictor]]
+Loader = Callable[[Mapping[str, str]], tuple[AppSettings, Predictor | Lineup]]
+# Given the environment and the app built from it: what watches the model's source for a new
+# version (web_service.hotswap), or None.
+WatchFactory = Callable[[Mapping[str, str], Flask], object | None]
+WATCH = "model_watch"  # the app.extensions key of the app's watch
 
 
 def configure_logging() -> None:
@@ -40,21 +45,35 @@ def configure_logging() -> None:
         logger.warning("LOG_LEVEL=%s is not a log level (DEBUG, INFO, WARNING, ERROR); using INFO", name)
 
 
-def build_app(load: Loader, environ: Mapping[str, str] | None = None) -> Flask:
+def build_app(load: Loader, environ: Mapping[str, str] | None = None, watch: WatchFactory | None = None) -> Flask:
     """Load settings and model once; on failure log why and exit, never serve half-alive."""
     configure_logging()
     environ = os.environ if environ is None else environ
     try:
         service_metrics()  # an unusable PROMETHEUS_MULTIPROC_DIR fails here, before a model is loaded for nothing
-        settings, predictor = load(environ)
+        app = make_app(load, environ)
+        if watch is not None:
+            app.extensions[WATCH] = watch(environ, app)
     except StartupError as error:
         logger.error("cannot start: %s", error.message)
         raise SystemExit(EXIT_STARTUP_FAILED) from None
-    predictor.publish(display_roots(environ))  # before the metrics label the model with its source
-    app = create_app(settings, predictor)
-    if not is_ready(app):
-        logger.error("cannot start: model %s failed its self-check: %s", predictor.model_version,
-                     serving(app).self_check["error"])  # fmt: skip
-        raise SystemExit(EXIT_STARTUP_FAILED)
+    predictor = serving(app).predictor
     logger.info("serving model %s from %s", predictor.model_version, predictor.source)
+    return app
+
+
+def make_app(load: Loader, environ: Mapping[str, str], announce: bool = True) -> Flask:
+    """The app the environment names, its models loaded and self-checked; StartupError says why not.
+
+    Start-up and the hot swap (web_service.hotswap) both build through here: a new model is held
+    to every check the first one passed.
+    """
+    settings, models = load(environ)
+    roots = display_roots(environ)
+    for predictor in models.predictors if isinstance(models, Lineup) else (models,):
+        predictor.publish(roots)  # before the metrics label the model with its source
+    app = create_app(settings, models, announce=announce)
+    if not is_ready(app):
+        raise StartupError(f"model {serving(app).predictor.model_version} failed its self-check: "
+                           f"{serving(app).self_check['error']}")  # fmt: skip
     return app

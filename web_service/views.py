@@ -10,8 +10,9 @@ from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import BadRequest
 
 from web_service.errors import ErrorDetail, InvalidRequest, NotReady, UnsupportedMediaType
+from web_service.lineup import CANARY_KEY_HEADER, Lineup
 from web_service.livedrift import LiveDrift
-from web_service.metrics import observe_predictions
+from web_service.metrics import observe_predictions, observe_shadow
 from web_service.observe import note_batch_size, request_id
 from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
@@ -31,6 +32,8 @@ class Serving:
     max_batch_size: int
     prediction_log: PredictionLog | None
     live_drift: LiveDrift | None = None
+    # A canary or a shadow beside `predictor` (the lineup's primary); None when it serves alone.
+    lineup: Lineup | None = None
 
     @property
     def ready(self) -> bool:
@@ -41,13 +44,24 @@ def serving(app: Flask | None = None) -> Serving:
     return (app or current_app).extensions[SERVING]
 
 
-def run_self_check(predictor: Predictor) -> dict[str, Any]:
+def run_self_check(predictor: Predictor, role: str = "model") -> dict[str, Any]:
     """Predict the example ride once; the outcome decides readiness for the process's life."""
     try:
         return {"passed": True} | predictor.self_check()
     except Exception as error:  # any failure means this model must not serve
-        logger.exception("model %s failed its self-check", predictor.model_version)
-        return {"passed": False, "error": f"{type(error).__name__}: {error}"}
+        logger.exception("%s %s failed its self-check", role, predictor.model_version)
+        prefix = "" if role == "model" else f"{role} model {predictor.model_version}: "
+        return {"passed": False, "error": f"{prefix}{type(error).__name__}: {error}"}
+
+
+def lineup_self_check(lineup: Lineup) -> dict[str, Any]:
+    """The primary's self-check, failed when the canary's or the shadow's fails: none serves half a lineup."""
+    found = run_self_check(lineup.primary)
+    for role, other in (("canary", lineup.canary), ("shadow", lineup.shadow)):
+        if found["passed"] and other is not None:
+            checked = run_self_check(other, role)
+            found = found if checked["passed"] else checked
+    return found
 
 
 def is_ready(app: Flask) -> bool:
@@ -67,13 +81,32 @@ def predict_rides(payload: Any) -> tuple[list[float], bool, Predictor]:
     body = parse_rides(payload, now.max_batch_size)
     note_batch_size(len(body.rides))
     rides = body.rides
-    durations = now.predictor.predict(rides)
-    observe_predictions(durations)
+    lineup = now.lineup
+    answering = now.predictor if lineup is None else lineup.answering(_canary_key())
+    durations = answering.predict(rides)
+    observe_predictions(durations, answering.model_version)
+    shadow = None if lineup is None or lineup.shadow is None else _shadow(lineup.shadow, rides, durations)
     if now.prediction_log is not None:
-        now.prediction_log.record(request_id(), now.predictor.model_version, rides, durations)
-    if now.live_drift is not None:
+        now.prediction_log.record(request_id(), answering.model_version, rides, durations, shadow)
+    if now.live_drift is not None and answering is now.predictor:  # the profile is the primary's
         now.live_drift.record(rides, durations)
-    return durations, body.is_batch, now.predictor
+    return durations, body.is_batch, answering
+
+
+def _canary_key() -> str:
+    return request.headers.get(CANARY_KEY_HEADER) or request_id()
+
+
+def _shadow(shadow: Predictor, rides: list[dict[str, Any]], answered: list[float]) -> dict[str, Any] | None:
+    """Score the rides with the shadow, measure how far it is from the answer; never fail the request."""
+    try:
+        durations = shadow.predict(rides)
+    except Exception:  # the shadow is on trial: its failure is counted and logged, not the caller's
+        logger.exception("shadow model %s failed to score request %s", shadow.model_version, request_id())
+        observe_shadow(shadow.model_version, None)
+        return None
+    observe_shadow(shadow.model_version, [abs(s - a) for s, a in zip(durations, answered, strict=True)])
+    return {"model_version": shadow.model_version, "durations": durations}
 
 
 @views.post("/predict")
@@ -107,7 +140,9 @@ def ready() -> dict[str, Any]:
 @views.get("/model")
 def model() -> dict[str, Any]:
     """Which model this process serves, where it came from, and how it was made."""
-    return serving().predictor.describe()
+    now = serving()
+    found = now.predictor.describe()
+    return found if now.lineup is None else found | now.lineup.describe()
 
 
 def read_json(req: Request) -> Any:

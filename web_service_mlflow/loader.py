@@ -22,14 +22,15 @@ from pathlib import Path
 from web_service.cache import CacheNotWritable, ModelCache
 from web_service.compiled_store import load_model
 from web_service.drift import Profile, ProfileError, read_profile
-from web_service.errors import ModelLoadError, SettingsError
+from web_service.errors import ModelLoadError, SettingsError, StartupError
+from web_service.lineup import Lineup
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
 from web_service.trust import granting
 from web_service_mlflow.flavor import load_run_model, training_record
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT, PROFILE_FILE, REFERENCE_ARTIFACT
 from web_service_mlflow.retry import TransientError, with_retries
-from web_service_mlflow.settings import ModelSettings, SourceKind
+from web_service_mlflow.settings import ModelSettings, SourceKind, canary_percent, role_environ
 from web_service_mlflow.sources import (
     RegistrySource,
     ResolvedModel,
@@ -60,6 +61,28 @@ def load_from_env(environ: Mapping[str, str]) -> tuple[AppSettings, Predictor]:
         )
     with granting(settings.trust):  # what may be deserialized: ALLOW_PICKLE, SKOPS_TRUSTED_TYPES
         return settings.app, load_predictor(settings)
+
+
+def load_service(environ: Mapping[str, str]) -> tuple[AppSettings, Predictor | Lineup]:
+    """What the service serves: the primary model, and the canary and shadow when they are set."""
+    canary_env, shadow_env = role_environ(environ, "CANARY"), role_environ(environ, "SHADOW")
+    percent = canary_percent(environ, canary_env is not None)
+    settings, primary = load_from_env(environ)
+    if canary_env is None and shadow_env is None:
+        return settings, primary
+    canary, shadow = (_role_model(env, role) for env, role in ((canary_env, "CANARY"), (shadow_env, "SHADOW")))
+    return settings, Lineup(primary, canary, percent, shadow)
+
+
+def _role_model(environ: Mapping[str, str] | None, role: str) -> Predictor | None:
+    if environ is None:
+        return None
+    try:
+        return load_from_env(environ)[1]
+    except StartupError as error:
+        named = environ.get("MODEL_URI") or environ.get("RUN_ID")
+        error.message = f"the {role.lower()} model ({role}_MODEL_URI / {role}_RUN_ID = {named}): {error.message}"
+        raise
 
 
 def make_source(settings: ModelSettings) -> Source:

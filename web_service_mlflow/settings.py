@@ -10,6 +10,14 @@ Precedence, first match wins:
 
 MODEL_ARTIFACT_PATH names which of the run's models to serve when it holds several
 (web_service_mlflow.runmodels).
+
+MODEL_POLL_SECONDS (default 30, 0 for never): how often the Gunicorn master asks the registry
+where an alias (models:/<name>@<alias>) points, to swap in a new version (web_service.hotswap).
+A RUN_ID or a pinned version names one model for the life of the process.
+
+Beside the primary: CANARY_MODEL_URI (or CANARY_RUN_ID) answers CANARY_PERCENT of requests, and
+SHADOW_MODEL_URI (or SHADOW_RUN_ID) scores every request without answering (web_service.lineup).
+Each is loaded as MODEL_URI / RUN_ID would be, from the same sources.
 """
 
 from __future__ import annotations
@@ -67,6 +75,8 @@ class ModelSettings:
     trust: Trust = Trust()
     # DRIFT_PROFILE: a reference profile file, read at start, used instead of the run's reference/profile.json.
     drift_profile: Profile | None = None
+    # MODEL_POLL_SECONDS: how often to ask the registry where an alias points; 0 never.
+    poll_seconds: int = 30
 
     @classmethod
     def from_env(cls, environ: Environ) -> ModelSettings:
@@ -98,6 +108,7 @@ class ModelSettings:
             # The embedded run ships with the code; any other run is whatever its store holds.
             trust=Trust.from_env(environ, allow_pickle=is_default),
             drift_profile=profile_setting(environ),
+            poll_seconds=env_int(environ, "MODEL_POLL_SECONDS", cls.poll_seconds, minimum=0),
         )
 
 
@@ -150,3 +161,37 @@ def default_run_id(store: Path) -> str:
             f"RUN_ID is not set and the embedded default run is missing ({path}: {error.strerror}); "
             "set RUN_ID to the run to serve"
         ) from error
+
+
+# What names the model, replaced in a canary's or shadow's environment by what names it.
+NAMING_VARIABLES = ("MODEL_URI", "RUN_ID", "MODEL_ARTIFACT_PATH", "DRIFT_PROFILE")
+ROLES = ("CANARY", "SHADOW")
+
+
+def role_environ(environ: Environ, role: str) -> dict[str, str] | None:
+    """The environment that loads the canary's or shadow's model as MODEL_URI / RUN_ID would; None if unset."""
+    uri, run_id = env_str(environ, f"{role}_MODEL_URI"), env_str(environ, f"{role}_RUN_ID")
+    if uri and run_id:
+        raise SettingsError(f"set {role}_MODEL_URI or {role}_RUN_ID, not both: they name one model twice")
+    if not uri and not run_id:
+        return None
+    kept = {name: value for name, value in environ.items() if name not in NAMING_VARIABLES}
+    return kept | ({"MODEL_URI": uri} if uri else {"RUN_ID": run_id})
+
+
+def canary_percent(environ: Environ, has_canary: bool) -> float:
+    """CANARY_PERCENT: the share of requests the canary answers, from 0 to 100; needed with a canary."""
+    raw = env_str(environ, "CANARY_PERCENT")
+    if raw is None:
+        if has_canary:
+            raise SettingsError("a canary is set: set CANARY_PERCENT too (the share of requests it answers, 0-100)")
+        return 0.0
+    if not has_canary:
+        raise SettingsError(f"CANARY_PERCENT={raw} is set but no canary is: set CANARY_MODEL_URI (or CANARY_RUN_ID)")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise SettingsError(f"CANARY_PERCENT must be a number from 0 to 100, got {raw!r}")
+    return value

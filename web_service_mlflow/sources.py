@@ -187,6 +187,12 @@ class RegistrySource:
         with failures(self.description):
             _download_run_artifact(self.tracking_uri, model.run_id, model.reference, dest)
 
+    def aliased_version(self) -> str:
+        """`<name>/<version>`: where the alias points now; one REST call (the hot swap's poll)."""
+        with failures(self.description):
+            found = _client(self.tracking_uri).get_model_version_by_alias(self.name, self.alias)
+        return f"{self.name}/{found.version}"
+
 
 class StoreSource:
     """A run's model straight from an artifact store (S3 or a folder): no tracking server at all.

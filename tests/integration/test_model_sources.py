@@ -9,7 +9,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.conftest import make_rides
-from tests.integration.conftest import REGISTERED_NAME, train_run
+from tests.integration.registry import REGISTERED_NAME, train_run
 from tests.integration.servers import s3_server, tracking_server, wait_tracking
 from tests.processes import free_port, gunicorn, run_until_exit
 from web_service.startup import EXIT_STARTUP_FAILED

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.integration.conftest import REGISTERED_NAME
+from tests.integration.registry import REGISTERED_NAME
 from tests.processes import run_until_exit
 from web_service.errors import ModelLoadError
 from web_service.settings import AppSettings

@@ -39,7 +39,7 @@ def test_requests_are_counted_by_route_method_and_status(client):
     assert delta(total, method="GET", route="unmatched", status="404") == 1
     assert delta("ride_duration_batch_size_count") == 2
     assert delta("ride_duration_batch_size_sum") == 4
-    assert delta("ride_duration_predicted_minutes_count") == 4
+    assert delta("ride_duration_predicted_minutes_count", model_version="test-model-1") == 4
     assert delta("ride_duration_http_request_duration_seconds_count", route="/predict") == 3
 
 
