@@ -22,6 +22,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # Keys the views fill in the WSGI environ for the observers to read.
 REQUEST_ID_KEY = "ride_duration.request_id"
 BATCH_SIZE_KEY = "ride_duration.batch_size"
+ANSWERED_BY_KEY = "ride_duration.answered_by"  # with a canary: the JSON of the answering model's version
 # A caller's ID is echoed into logs and headers: keep it short and printable.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 
@@ -36,6 +37,7 @@ class Answered(NamedTuple):
     status: int
     seconds: float
     batch_size: int | None
+    answered_by: str | None = None  # a canary's model_version, JSON-encoded, when it answered
 
 
 Observer = Callable[[Answered], None]
@@ -67,6 +69,7 @@ class ObservedApp:
         answered = Answered(
             request_id, environ.get("REQUEST_METHOD", ""), path, path if path in self.routes else None,
             int(statuses[-1][:3]) if statuses else 500, time.perf_counter() - started, environ.get(BATCH_SIZE_KEY),
+            environ.get(ANSWERED_BY_KEY),
         )  # fmt: skip
         for observer in self.observers:
             observer(answered)
@@ -81,3 +84,8 @@ def request_id() -> str:
 def note_batch_size(size: int) -> None:
     """Record how many rides this request carried, for its log line and metrics."""
     request.environ[BATCH_SIZE_KEY] = size
+
+
+def note_answered_by(version_json: str) -> None:
+    """Record which model answered, for the request's log line, when it is not the app's primary."""
+    request.environ[ANSWERED_BY_KEY] = version_json

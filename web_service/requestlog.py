@@ -54,7 +54,8 @@ class RequestLog:
         return (
             f'{{"ts": "{self._timestamp()}", "request_id": "{answered.request_id}", "method": {method}, '
             f'"route": {route}, "status": {answered.status}, "latency_ms": {round(answered.seconds * 1000, 3)}, '
-            f'"batch_size": {batch}, "model_version": {self._model_version}, "pid": {process.pid()}{extra}}}\n'
+            f'"batch_size": {batch}, "model_version": {answered.answered_by or self._model_version}, '
+            f'"pid": {process.pid()}{extra}}}\n'
         )
 
     def _cut(self, answered: Answered, line: str, method: str, route: str) -> str:

@@ -13,7 +13,7 @@ from web_service.errors import ErrorDetail, InvalidRequest, NotReady, Unsupporte
 from web_service.lineup import CANARY_KEY_HEADER, Lineup
 from web_service.livedrift import LiveDrift
 from web_service.metrics import observe_predictions, observe_shadow
-from web_service.observe import note_batch_size, request_id
+from web_service.observe import note_answered_by, note_batch_size, request_id
 from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
 from web_service.schema import parse_rides
@@ -83,6 +83,8 @@ def predict_rides(payload: Any) -> tuple[list[float], bool, Predictor]:
     rides = body.rides
     lineup = now.lineup
     answering = now.predictor if lineup is None else lineup.answering(_canary_key())
+    if answering is not now.predictor:
+        note_answered_by(answering.model_version_json)
     durations = answering.predict(rides)
     observe_predictions(durations, answering.model_version)
     shadow = None if lineup is None or lineup.shadow is None else _shadow(lineup.shadow, rides, durations)

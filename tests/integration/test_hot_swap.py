@@ -163,3 +163,20 @@ def test_a_run_id_or_a_pinned_version_is_never_watched(tmp_path, tracking, regis
             time.sleep(2)
             assert first.run_id in answered(server)
             assert "watching" not in server.output()
+
+
+def test_promoting_the_canary_is_moving_the_alias(tmp_path, tracking, registered):
+    first, second = registered
+    move(tracking.url, "production", 1)
+    move(tracking.url, "canary", 2)
+    with gunicorn(APP, tmp_path / "promote.log", MODEL_URI=f"models:/{REGISTERED_NAME}@production",
+                  CANARY_MODEL_URI=f"models:/{REGISTERED_NAME}@canary", CANARY_PERCENT="30",
+                  MLFLOW_TRACKING_URI=tracking.url, MODEL_POLL_SECONDS="1") as server:  # fmt: skip
+        before = {answered(server) for _ in range(100)}
+        move(tracking.url, "production", 2)  # the promotion
+        wait_for(lambda: "swapping in" in server.output(), what="the swap")
+        time.sleep(3)  # the old workers finish what they held
+        after = {answered(server) for _ in range(100)}
+
+    assert before == {version(first.run_id, 1), version(second.run_id, 2)}
+    assert after == {version(second.run_id, 2)}

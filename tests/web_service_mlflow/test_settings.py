@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,33 @@ def test_drift_profile_is_read_at_start_and_one_that_cannot_be_read_names_the_va
         "the run's own reference/profile.json"
     )
     assert ModelSettings.from_env({}).drift_profile is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CANARY_PERCENT": "10"}, "CANARY_PERCENT=10 is set but no canary is: set CANARY_MODEL_URI"),
+        ({"CANARY_RUN_ID": RUN}, "a canary is set: set CANARY_PERCENT too"),
+        ({"CANARY_RUN_ID": RUN, "CANARY_PERCENT": "ten"}, "CANARY_PERCENT must be a number from 0 to 100, got 'ten'"),
+        ({"CANARY_RUN_ID": RUN, "CANARY_PERCENT": "101"}, "CANARY_PERCENT must be a number from 0 to 100, got '101'"),
+        ({"SHADOW_RUN_ID": RUN, "SHADOW_MODEL_URI": "models:/m/1"}, "set SHADOW_MODEL_URI or SHADOW_RUN_ID, not both"),
+        ({"MODEL_POLL_SECONDS": "-1"}, "MODEL_POLL_SECONDS must be a whole number >= 0, got '-1'"),
+    ],
+)
+def test_canary_shadow_and_poll_settings_that_cannot_work_are_refused_naming_the_variable(environ, message):
+    from web_service_mlflow.loader import load_service
+
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_service(environ)
+
+
+def test_a_canary_or_shadow_is_named_as_model_uri_or_run_id_would_name_it():
+    from web_service_mlflow.settings import role_environ
+
+    environ = {"RUN_ID": RUN, "DRIFT_PROFILE": "p.json", "MLFLOW_TRACKING_URI": "http://t",
+               "SHADOW_MODEL_URI": "models:/m@a"}  # fmt: skip
+
+    assert role_environ(environ, "SHADOW") == {"MLFLOW_TRACKING_URI": "http://t", "SHADOW_MODEL_URI": "models:/m@a",
+                                               "MODEL_URI": "models:/m@a"}  # fmt: skip
+    assert role_environ(environ, "CANARY") is None
+    assert ModelSettings.from_env({}).poll_seconds == 30
