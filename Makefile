@@ -10,7 +10,7 @@ APP ?= web_service_mlflow.predict:app
 # apt-get as root, through sudo otherwise: for the tools the tests and benchmarks run beside Python.
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get
 
-.PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools node-tools bench bench-batch bench-drift wrk \
+.PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools node-tools bench bench-batch bench-drift bench-swap bench-lineup wrk \
 	eb-version eb-deploy smoke eb-rollback
 
 run: install  ## serve the embedded default model on 0.0.0.0:9696 (Gunicorn, its settings checked first)
@@ -43,6 +43,12 @@ bench: install-dev wrk  ## the serving benchmark (bench/serving.py): about 14 mi
 
 bench-batch: install  ## the batch scoring benchmark (bench/batch.py): about 3 minutes, writes bench/results/batch.md
 	$(PIPENV) run python -m bench.batch
+
+bench-swap: install-dev  ## the hot swap under load (bench/swap.py): about 2 minutes, writes bench/results/swap.md
+	$(PIPENV) run python -m bench.swap
+
+bench-lineup: install-dev wrk  ## what a shadow costs, how a canary splits (bench/lineup.py): about 3 minutes
+	$(PIPENV) run python -m bench.lineup
 
 bench-drift: install  ## the drift calibration on the real months (bench/drift.py): about 20 s, writes bench/results/drift.md
 	$(PIPENV) run python -m bench.drift
