@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import publish
 
@@ -145,8 +146,11 @@ def run(workdir: Path) -> tuple[SwapFigures, str]:
 
 
 def measure_swap(workdir: Path, tracking_url: str, name: str, first: str, second: str, steady_s: float = 8.0,
-                 after_s: float = 6.0, clients: int = 8) -> tuple[SwapFigures, str]:  # fmt: skip
-    """Serve @production (version 1 of `name`) under load, move it to version 2; the figures and the log."""
+                 after_s: float = 6.0, clients: int = 8, **server: Any) -> tuple[SwapFigures, str]:  # fmt: skip
+    """Serve @production (version 1 of `name`) under load, move it to version 2; the figures and the log.
+
+    `server`: more `tests.processes.gunicorn` arguments (`user`, `MODEL_CACHE_DIR`).
+    """
     from mlflow import MlflowClient
 
     from tests.processes import gunicorn
@@ -156,8 +160,8 @@ def measure_swap(workdir: Path, tracking_url: str, name: str, first: str, second
     variables = {"MODEL_URI": f"models:/{name}@production", "MLFLOW_TRACKING_URI": tracking_url,
                  "MODEL_POLL_SECONDS": "1", "WEB_CONCURRENCY": "2"}  # fmt: skip
     old, new = f"{first} (models:/{name}/1)", f"{second} (models:/{name}/2)"
-    with gunicorn("web_service_mlflow.predict:app", workdir / "swap.log", **variables) as server:
-        host, port = server.url.removeprefix("http://").split(":")
+    with gunicorn("web_service_mlflow.predict:app", workdir / "swap.log", **variables, **server) as running:
+        host, port = running.url.removeprefix("http://").split(":")
         with recorded_load(host, int(port), clients) as load:
             time.sleep(1.0)  # connections and caches warm
             steady_from = time.monotonic()
@@ -168,7 +172,7 @@ def measure_swap(workdir: Path, tracking_url: str, name: str, first: str, second
             while load.first_answer_of(new, moved) is None and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(after_s)
-        return swap_figures(load.seen(), steady_from, moved, old, new), server.output()
+        return swap_figures(load.seen(), steady_from, moved, old, new), running.output()
 
 
 def table(figures: SwapFigures) -> str:

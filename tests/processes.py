@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,6 +97,15 @@ def server_env(port: int, log: Path, **variables: str) -> dict[str, str]:
 
 # An unprivileged user for the tests that must also run without root's capabilities.
 NOBODY = 65534
+
+
+def unprivileged() -> dict:
+    """`gunicorn()` arguments that run the server as nobody (when root), with a model cache it can write."""
+    if os.geteuid() != 0:
+        return {}  # already unprivileged
+    cache = Path(tempfile.mkdtemp(prefix="ride-duration-nobody-"))
+    cache.chmod(0o777)
+    return {"user": NOBODY, "MODEL_CACHE_DIR": str(cache)}
 
 
 @contextmanager

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import socket
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +16,7 @@ import requests
 
 from tests.burst import steady_load
 from tests.conftest import SUMMARY
-from tests.processes import NOBODY, gunicorn
+from tests.processes import NOBODY, gunicorn, unprivileged
 
 pytestmark = pytest.mark.e2e
 APP = "web_service_mlflow.predict:app"
@@ -129,11 +128,7 @@ def who(request) -> dict:
         if os.geteuid() != 0:
             pytest.skip("needs root: this run is unprivileged (the unprivileged case runs)")
         return {}
-    if os.geteuid() != 0:
-        return {}  # already unprivileged
-    cache = Path(tempfile.mkdtemp(prefix="ride-duration-nobody-"))
-    cache.chmod(0o777)
-    return {"user": NOBODY, "MODEL_CACHE_DIR": str(cache)}
+    return unprivileged()
 
 
 def privileges(pid: int) -> tuple[str, bool]:
