@@ -78,7 +78,8 @@ class Watcher:
         self._wake = threading.Event()
         self._sleep = sleep or self._wake.wait
         self._metrics = service_metrics()
-        self._metrics.registry_up.set(1)
+        self._registry_up = self._metrics.registry_up.labels(watch.description)
+        self._registry_up.set(1)
 
     def wake(self) -> None:
         """Check now (SIGHUP), trying a refused candidate again."""
@@ -109,7 +110,7 @@ class Watcher:
         if self.failures:
             logger.info("%s answers again after %d failed checks", self.watch.description, self.failures)
         self.failures, self._problem = 0, None
-        self._metrics.registry_up.set(1)
+        self._registry_up.set(1)
         if named == self.serving or named == self.refused:
             return "same"
         return self._change(named)
@@ -145,7 +146,7 @@ class Watcher:
 
     def _unavailable(self, what: str, error: Exception) -> str:
         self.failures += 1
-        self._metrics.registry_up.set(0)
+        self._registry_up.set(0)
         problem = f"{what} {self.watch.description}: {error}"
         if problem != self._problem:  # once per kind of failure, not once per check
             self._problem = problem

@@ -73,9 +73,11 @@ class ServiceMetrics:
             "ride_duration_model_reload_failures_total",
             "Candidate models refused (failed to load, verify or self-check) or not fetched; the old one serves on.",
         )
+        # Labelled by the watched registry, so that only a service that watches an alias has a value:
+        # an unlabelled gauge exists from its creation, at 0, and would read "unreachable" everywhere.
         self.registry_up = Gauge(
             "ride_duration_model_registry_up", "1 when the last check of the model registry answered, else 0.",
-            multiprocess_mode="max",
+            ["registry"], multiprocess_mode="max",
         )  # fmt: skip
         self.batch = Histogram(
             "ride_duration_batch_size", "Rides per POST /predict.", buckets=(1, 2, 5, 10, 50, 100, 500, 1000)

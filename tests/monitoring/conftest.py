@@ -2,6 +2,8 @@
 
 One stack serves the whole package (started by the first test that asks, stopped after the
 last): traffic is sent once Prometheus scrapes, so every rate over the last minute has data.
+The service runs with a canary and a shadow beside its model, so that their metrics have data too;
+it watches no registry alias (that needs a tracking server).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,9 @@ import yaml
 
 from tests.conftest import REPO, make_rides
 from tests.processes import Server, free_port, gunicorn, wait_answering
+from web_service.lineup import BUCKETS, CANARY_KEY_HEADER, bucket
+from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.settings import default_run_id
 
 MONITORING = REPO / "monitoring"
 ALERTS = MONITORING / "alerts.yml"
@@ -33,6 +39,15 @@ BAD_REQUESTS = 3  # two 400s and a 405
 # Live drift every second over the last 1,000 rides (the traffic fills it), scored from 200 on.
 DRIFT_WINDOW = 1000
 DRIFT = {"DRIFT_INTERVAL_SECONDS": "1", "DRIFT_MIN_RIDES": "200", "DRIFT_WINDOW": str(DRIFT_WINDOW)}
+# The canary and the shadow are the embedded run's model again, named by its artifact path: they
+# answer as "<run>/model", the primary as "<run>". The canary answers the first batch of each half
+# of the traffic (chosen by X-Canary-Key), the primary everything else; the shadow scores it all.
+PRIMARY = default_run_id(LOCAL_STORE)
+LINEUP_VERSION = f"{PRIMARY}/model"
+CANARY_PERCENT = 10
+LINEUP = {"CANARY_MODEL_URI": f"runs:/{PRIMARY}/model", "CANARY_PERCENT": str(CANARY_PERCENT),
+          "SHADOW_MODEL_URI": f"runs:/{PRIMARY}/model"}  # fmt: skip
+CANARY_RIDES = 2 * BATCH
 
 
 @dataclass
@@ -110,12 +125,21 @@ def wait_ready(server: Prometheus, timeout: float = 30) -> None:
     wait_answering(server.process, f"{server.url}/-/ready", server.log.read_text, "prometheus", timeout)
 
 
+def canary_key(canary: bool) -> str:
+    """An X-Canary-Key that the split sends to the canary, or to the primary."""
+    share = CANARY_PERCENT * BUCKETS / 100
+    return next(key for key in (f"key-{n}" for n in count()) if (bucket(key) < share) == canary)
+
+
 def send_rides(url: str, rides: list[dict], singles: int = 0) -> None:
-    """The first `singles` rides one by one, the rest in batches of BATCH."""
+    """The first `singles` rides one by one, the rest in batches of BATCH; the canary answers the first batch."""
+    keys = {True: canary_key(canary=True), False: canary_key(canary=False)}
     for ride in rides[:singles]:
-        assert requests.post(f"{url}/predict", json=ride, timeout=10).status_code == 200
+        answer = requests.post(f"{url}/predict", json=ride, headers={CANARY_KEY_HEADER: keys[False]}, timeout=10)
+        assert answer.status_code == 200, answer.text
     for start in range(singles, len(rides), BATCH):
-        answer = requests.post(f"{url}/predict", json=rides[start : start + BATCH], timeout=30)
+        headers = {CANARY_KEY_HEADER: keys[start == singles]}
+        answer = requests.post(f"{url}/predict", json=rides[start : start + BATCH], headers=headers, timeout=30)
         assert answer.status_code == 200, answer.text
 
 
@@ -147,15 +171,17 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("monitoring")
     # One worker: its window holds every ride, so the window gauge and the scores are exact.
     with (
-        gunicorn(MLFLOW_APP, folder / "gunicorn.log", WEB_CONCURRENCY="1", **DRIFT) as service,
+        gunicorn(MLFLOW_APP, folder / "gunicorn.log", WEB_CONCURRENCY="1", **DRIFT, **LINEUP) as service,
         prometheus(folder, service.url.removeprefix("http://")) as prom,
     ):
         assert prom.wait_for(f'up{{job="{JOB}"}} == 1', timeout=20), prom.log.read_text()
         send_traffic(service.url, prom)
-        # Every ride reached a scrape, then the drift gauges of a window that holds them (computed
-        # every second from 200 rides on) and the drift alert they start.
+        # Every ride reached a scrape, then the drift gauges of a window that holds the second half
+        # too (computed every second from 200 rides on: a full window is one computed after it) and
+        # the drift alert they start.
         prom.wait_for(f"sum(ride_duration_batch_size_sum) >= {RIDES}", timeout=20)
         prom.wait_for("count(ride_duration_drift_score) > 0", timeout=15)
+        prom.wait_for(f"sum(ride_duration_drift_window_rides) >= {DRIFT_WINDOW}", timeout=15)
         prom.wait_for('count(ALERTS{alertname="RideDurationDrift"}) > 0', timeout=5)
         wait_rules_evaluated(prom)
         text = requests.get(f"{service.url}/metrics", timeout=10).text

@@ -15,6 +15,10 @@ DASHBOARD = json.loads((MONITORING / "dashboard.json").read_text())
 VARIABLES = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h", "job": JOB}
 METRIC = re.compile(r"\b(ride_duration_[a-z_]+|up)\b")
 TARGETS = [(panel["title"], target) for panel in DASHBOARD["panels"] for target in panel.get("targets", [])]
+# Metrics only a service that watches a registry alias exports (MODEL_URI=models:/<name>@<alias>,
+# which needs a tracking server); the stack serves the embedded run. Their queries must run, and
+# return nothing. tests/integration/test_hot_swap.py reads them from a watching service.
+ALIAS_ONLY = {"ride_duration_model_registry_up"}
 
 
 def promql(expr: str) -> str:
@@ -43,6 +47,11 @@ def test_every_panel_query_runs_and_returns_a_number_after_traffic(stack, title,
 
     assert answer["status"] == "success", answer
     result = answer["data"]["result"]
+    if set(METRIC.findall(target["expr"])) <= ALIAS_ONLY:
+        # Nothing without an alias: a value here (an unlabelled gauge at 0) would fire
+        # RideDurationModelRegistryUnreachable on every RUN_ID deployment.
+        assert result == [], f"{title}: a service watching no alias exports {result}"
+        return
     assert result, f"{title}: no data for {promql(target['expr'])}"
     assert any(math.isfinite(float(series["value"][1])) for series in result), result
 
@@ -55,4 +64,4 @@ def test_every_query_names_only_metrics_the_service_exports(stack):
     for title, target in TARGETS:
         named = set(METRIC.findall(target["expr"]))
         assert named, f"{title}: {target['expr']} names no metric"
-        assert named <= exported, f"{title}: {sorted(named - exported)} not on /metrics"
+        assert named <= exported | ALIAS_ONLY, f"{title}: {sorted(named - exported)} not on /metrics"

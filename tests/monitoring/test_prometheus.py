@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.monitoring.conftest import ALERTS, BAD_REQUESTS, BATCH, DRIFT_WINDOW, JOB, RIDES, SINGLE_RIDES, alert_names
+from tests.monitoring.conftest import (
+    ALERTS,
+    BAD_REQUESTS,
+    BATCH,
+    CANARY_RIDES,
+    DRIFT_WINDOW,
+    JOB,
+    LINEUP_VERSION,
+    PRIMARY,
+    RIDES,
+    SINGLE_RIDES,
+    alert_names,
+)
 from web_service.drift import Thresholds
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +57,20 @@ def test_the_service_reports_ready_and_the_model_it_serves(stack):
 
     assert ready == {(): 1.0}  # /ready answers 200: the model passed its self-check
     assert len(served) == 1 and set(served.values()) == {1.0}
+
+
+def test_the_canary_answers_its_batches_and_the_shadow_scores_every_ride(stack):
+    answered = values(stack.prometheus.vector("sum by (model_version) (ride_duration_predicted_minutes_count)"),
+                      "model_version")  # fmt: skip
+    shadowed = values(stack.prometheus.vector("sum by (model_version) (ride_duration_shadow_abs_diff_minutes_count)"),
+                      "model_version")  # fmt: skip
+    differences = values(stack.prometheus.vector("sum(ride_duration_shadow_abs_diff_minutes_sum)"))
+    served = values(stack.prometheus.vector("ride_duration_model_info"), "model_version")
+
+    assert answered == {(PRIMARY,): RIDES - CANARY_RIDES, (LINEUP_VERSION,): CANARY_RIDES}
+    assert shadowed == {(LINEUP_VERSION,): RIDES}
+    assert differences == {(): 0.0}  # the same model as the one that answered: the same durations
+    assert served == {(PRIMARY,): 1.0}  # the primary only
 
 
 def test_drift_scores_and_thresholds_arrive_for_every_column_and_method(stack):

@@ -126,7 +126,7 @@ def test_an_outage_is_logged_once_backs_off_and_its_end_is_logged(watcher, sourc
     assert "answers again after 6 failed checks" in caplog.records[1].getMessage()
     assert waits == pytest.approx(min(10 * 2**6, MAX_BACKOFF_S), rel=JITTER)
     assert watcher.next_wait() == pytest.approx(10, rel=JITTER)
-    assert service_metrics().registry_up._value.get() == 1
+    assert service_metrics().registry_up.labels("test registry")._value.get() == 1
 
 
 def test_the_waits_are_jittered(watcher):
