@@ -18,7 +18,7 @@ from flask import Flask
 from web_service.errors import ModelLoadError
 from web_service.hotswap import Unavailable
 from web_service.redact import redact_uri
-from web_service.settings import env_bool, env_str
+from web_service.settings import env_bool, env_int, env_str
 from web_service.startup import make_app
 from web_service.views import serving
 from web_service_mlflow.loader import load_service
@@ -67,17 +67,20 @@ class RegistryWatch:
 
 def registry_watch(environ: Mapping[str, str], app: Flask) -> RegistryWatch | None:
     """The watch of the aliases this environment serves, or None when there is nothing to watch."""
-    settings = ModelSettings.from_env(environ)
+    # Two values, not ModelSettings.from_env again: that re-reads DRIFT_PROFILE and reopens PREDICTION_LOG,
+    # and the load that came before has checked every setting already.
+    tracking_uri = env_str(environ, "MLFLOW_TRACKING_URI")
+    poll_seconds = env_int(environ, "MODEL_POLL_SECONDS", ModelSettings.poll_seconds, minimum=0)
     sources = {}
     for variable in ALIAS_VARIABLES:
         uri = env_str(environ, variable)
         match = MODEL_URI_PATTERN.fullmatch(uri) if uri else None
         if match and match["alias"]:
-            sources[variable] = RegistrySource(settings.tracking_uri, uri)
-    if not sources or settings.poll_seconds == 0:
+            sources[variable] = RegistrySource(tracking_uri, uri)
+    if not sources or poll_seconds == 0:
         return None
     if not env_bool(environ, "GUNICORN_PRELOAD", True):
         logger.warning("%s names a registry alias, but GUNICORN_PRELOAD is off: each worker resolves it when it "
                        "starts, and a moved alias is served only after a restart", ", ".join(sources))  # fmt: skip
         return None
-    return RegistryWatch(environ, sources, settings.poll_seconds)
+    return RegistryWatch(environ, sources, poll_seconds)
