@@ -124,7 +124,10 @@ def test_a_failing_spark_task_is_one_line_and_leaves_no_output(three_months, tmp
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("cannot score: Spark job failed: ")
     assert last.endswith("green_tripdata_2021-04.parquet: no such file")
-    assert "Traceback" not in done.stderr
+    # None of ours. PySpark's own worker daemon may print a BrokenPipeError when the failed job's
+    # Python workers are torn down (seen once in ~10 runs): Spark's noise, not this command's.
+    tracebacks = done.stderr.split("Traceback (most recent call last):")[1:]
+    assert all("pyspark/daemon.py" in block.split("Error:")[0] for block in tracebacks), done.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
