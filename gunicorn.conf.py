@@ -38,11 +38,13 @@ threads = _int("GUNICORN_THREADS", 1)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-# Gunicorn's sync request handling behind a small event loop (web_service/worker.py): slow
+# Gunicorn's sync request handling behind a small event loop (web_service/server/worker.py): slow
 # clients (sending or reading) cost a file descriptor, not a worker, and on SIGTERM it answers
 # every connection it holds or finds queued. With threads, Gunicorn's gthread worker, which has
 # neither; both answer Gunicorn's own errors in the service's JSON shape.
-worker_class = "web_service.worker.DrainingWorker" if threads == 1 else "web_service.worker.ThreadedWorker"
+worker_class = (
+    "web_service.server.worker.DrainingWorker" if threads == 1 else "web_service.server.worker.ThreadedWorker"
+)
 
 # --- loading the model -------------------------------------------------------------------------
 # Load the app, and so the model, once in the master before forking: workers share its memory
@@ -99,16 +101,16 @@ def child_exit(server, worker):
 
 
 def when_ready(server):
-    """Watch the model's source (a registry alias) for a new model to swap in (web_service.hotswap)."""
+    """Watch the model's source (a registry alias) for a new model to swap in (web_service.server.hotswap)."""
     # Only an app loaded here (GUNICORN_PRELOAD) can be swapped here; other apps import nothing more.
     if "model_watch" in getattr(getattr(server.app, "callable", None), "extensions", {}):
-        from web_service.hotswap import start_watching
+        from web_service.server.hotswap import start_watching
 
         start_watching(server)
 
 
 def on_reload(server):
     """SIGHUP replaces the workers; with a watched source it also checks for a new model at once."""
-    hotswap = sys.modules.get("web_service.hotswap")
+    hotswap = sys.modules.get("web_service.server.hotswap")
     if hotswap is not None:
         hotswap.reloading(server)

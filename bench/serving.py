@@ -11,7 +11,7 @@ WEB_CONCURRENCY=5), it starts in turn:
   (DRIFT_INTERVAL_SECONDS=1), the worst case: a 10 s load at the default 30 s may see no comparison.
   wrk sends one ride over and over, so the window fills with identical rides and drift is detected,
   as it should be; a comparison costs the same whatever the rides;
-- the same service (live drift on) on Gunicorn's stock sync worker instead of web_service/worker.py, which keeps
+- the same service (live drift on) on Gunicorn's stock sync worker instead of web_service/server/worker.py, which keeps
   slow clients off the workers: what that isolation costs;
 - the course-style baseline, calling mlflow.pyfunc's predict per request (bench/apps), with the
   forest as the course fits it (n_jobs=-1: joblib workers on every call);
@@ -174,7 +174,7 @@ def _result(name: str, start_s: float, cases: list[list[wrk.Load]], pss_mb: floa
 
 def check_exactness(rides_path: Path, workdir: Path, workers: int) -> str:
     """Every ride of the file through the compiled form and through scikit-learn, compared bit for bit."""
-    from web_service.compiled import TreeTable
+    from web_service.engine.compiled import TreeTable
     from web_service.features import RIDE_FIELDS, prepare_features_frame
     from web_service.schema import MAX_TRIP_DISTANCE
     from web_service_mlflow.data import read_rides

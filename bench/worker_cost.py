@@ -31,7 +31,7 @@ REQUEST = b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/j
     BODY,
 )
 WORKERS = {
-    "event-loop worker (web_service.worker.DrainingWorker)": {},
+    "event-loop worker (web_service.server.worker.DrainingWorker)": {},
     "Gunicorn's stock sync worker": {"GUNICORN_CMD_ARGS": "--worker-class sync"},
 }
 

@@ -14,12 +14,12 @@ from web_service.invocations import mlflow_protocol
 from web_service.lineup import Lineup
 from web_service.livedrift import start_live_drift
 from web_service.metrics import RequestMetrics, announce_model, init_metrics, service_metrics
-from web_service.observe import ObservedApp, request_id
 from web_service.openapi import build_document, openapi_views
 from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
-from web_service.request import bounded_request
 from web_service.requestlog import RequestLog
+from web_service.server.observe import ObservedApp, request_id
+from web_service.server.request import bounded_request
 from web_service.settings import AppSettings
 from web_service.views import SERVING, Serving, lineup_self_check, views
 
@@ -31,7 +31,7 @@ PROTECTED_ENDPOINTS = {"views.predict", "mlflow_protocol.invocations"}
 def create_app(settings: AppSettings, models: Predictor | Lineup, announce: bool = True) -> Flask:
     """Build the app around an already loaded predictor (or a lineup: a canary, a shadow beside it).
 
-    `announce=False` builds a candidate (web_service.hotswap): its model is not published in this
+    `announce=False` builds a candidate (web_service.server.hotswap): its model is not published in this
     process's metrics until it is chosen, with `announce(app)`.
     """
     lineup = models if isinstance(models, Lineup) else Lineup(models)

@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from web_service.compiled_store import load_model
 from web_service.drift import Profile
+from web_service.engine.compiled_store import load_model
 from web_service.errors import ModelLoadError
 from web_service.loading import Provenance, admit, unpickle_model
 from web_service.predictor import Predictor

@@ -5,7 +5,7 @@
   in every worker and after every restart, because the bucket is a function of the key, not a
   draw. Hashing alone splits like coin flips: over 10,000 requests at 50 % one run in twenty is
   off by more than a point. The request IDs this service makes are a per-process random prefix
-  and a counter (web_service.process), so their bucket is the prefix's hash plus the counter
+  and a counter (web_service.server.process), so their bucket is the prefix's hash plus the counter
   times a golden-ratio stride: consecutive requests walk all the buckets evenly, and any 10,000
   of a worker's requests split within a few hundredths of a point of the share.
 - The shadow scores every request after the answer's model has; its durations are never
@@ -31,7 +31,7 @@ BUCKETS = 10_000
 # Coprime with BUCKETS and near its golden section: k * STRIDE mod BUCKETS visits every bucket
 # once per BUCKETS steps, and any run of steps spreads evenly (a Weyl sequence).
 STRIDE = 6181
-_OWN_REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # web_service.process.new_request_id: 16 + 16 hex digits
+_OWN_REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # web_service.server.process.new_request_id: 16 + 16 hex digits
 
 
 @dataclass(frozen=True)

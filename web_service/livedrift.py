@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from web_service import drift
-from web_service.process import Periodic
+from web_service.server.process import Periodic
 
 logger = logging.getLogger(__name__)
 # The order of the queue's arrays.

@@ -5,7 +5,7 @@ here, so that each is held to the same rules:
 - a pickle from an older scikit-learn is mended on load (`web_service.unpickle`), and if it still
   cannot be read, the one line says which release made it and which is installed;
 - a model whose features `prepare_features` does not make is refused (`web_service.modelcheck`);
-- the compiled form serves only if it equals the pipeline bit for bit (`web_service.fastpath`);
+- the compiled form serves only if it equals the pipeline bit for bit (`web_service.engine.fastpath`);
 - one line says which release made the model and whether it was verified.
 """
 
@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from web_service import fastpath, unpickle
+from web_service import unpickle
+from web_service.engine import fastpath
+from web_service.engine.fastpath import Engine, Probe
 from web_service.errors import ModelLoadError
-from web_service.fastpath import Engine, Probe
 from web_service.modelcheck import check_features
 
 logger = logging.getLogger(__name__)

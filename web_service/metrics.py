@@ -31,9 +31,9 @@ from prometheus_client import (
     values,
 )
 
-from web_service import process
 from web_service.errors import SettingsError
-from web_service.observe import Answered
+from web_service.server import process
+from web_service.server.observe import Answered
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -67,7 +67,7 @@ class ServiceMetrics:
         self.shadow_errors = Counter(
             "ride_duration_shadow_errors_total", "Requests the shadow model failed to score.", ["model_version"]
         )
-        # Written by the Gunicorn master, which watches the registry (web_service.hotswap).
+        # Written by the Gunicorn master, which watches the registry (web_service.server.hotswap).
         self.reloads = Counter("ride_duration_model_reloads_total", "Models swapped in without a restart.")
         self.reload_failures = Counter(
             "ride_duration_model_reload_failures_total",

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from web_service.compiled import model_facts
 from web_service.drift import Profile
-from web_service.fastpath import Engine
+from web_service.engine.compiled import model_facts
+from web_service.engine.fastpath import Engine
 from web_service.features import FEATURE_NAMES, prepare_features, prepare_features_columns
 from web_service.redact import shown, shown_tree
 
@@ -42,7 +42,7 @@ class Predictor:
         engine: Engine | None = None,
         profile: Profile | None = None,
     ) -> None:
-        self.pipeline = pipeline  # a scikit-learn Pipeline, or its compiled form (web_service.compiled)
+        self.pipeline = pipeline  # a scikit-learn Pipeline, or its compiled form (web_service.engine.compiled)
         self.model_version = model_version
         self.model_version_json = json.dumps(model_version)  # as answers carry it, encoded once
         self.source = source

@@ -25,7 +25,7 @@ EXIT_STARTUP_FAILED = 3
 
 Loader = Callable[[Mapping[str, str]], tuple[AppSettings, Predictor | Lineup]]
 # Given the environment and the app built from it: what watches the model's source for a new
-# version (web_service.hotswap), or None.
+# version (web_service.server.hotswap), or None.
 WatchFactory = Callable[[Mapping[str, str], Flask], object | None]
 WATCH = "model_watch"  # the app.extensions key of the app's watch
 
@@ -65,7 +65,7 @@ def build_app(load: Loader, environ: Mapping[str, str] | None = None, watch: Wat
 def make_app(load: Loader, environ: Mapping[str, str], announce: bool = True) -> Flask:
     """The app the environment names, its models loaded and self-checked; StartupError says why not.
 
-    Start-up and the hot swap (web_service.hotswap) both build through here: a new model is held
+    Start-up and the hot swap (web_service.server.hotswap) both build through here: a new model is held
     to every check the first one passed.
     """
     settings, models = load(environ)

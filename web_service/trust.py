@@ -32,7 +32,7 @@ from web_service.errors import ModelLoadError, SettingsError
 from web_service.settings import Environ, env_bool, env_str
 
 # Every type a skops file of a model this service serves is made of: the pipeline and its
-# DictVectorizer, the models web_service.compiled knows (trees and their Tree, forests, gradient
+# DictVectorizer, the models web_service.engine.compiled knows (trees and their Tree, forests, gradient
 # boosting with its losses and DummyRegressor init, linear models), and what they hold.
 SERVED_TYPES = frozenset(
     {

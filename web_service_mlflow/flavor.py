@@ -113,7 +113,7 @@ def _not_skops(flavor: dict[str, Any], where: str, what: str, error: Exception) 
 def _load_xgboost(
     model_dir: Path, flavor: dict[str, Any], preprocessor_dir: Path | None, where: str, trust: Trust
 ) -> tuple[Any, Provenance]:
-    from web_service.boosters import BoosterError, BoosterPipeline, read_booster
+    from web_service.engine.boosters import BoosterError, BoosterPipeline, read_booster
 
     path = model_dir / str(flavor.get("data", "model.xgb"))
     try:
@@ -137,7 +137,7 @@ def _read(path: Path, where: str) -> bytes:
 
 def _as_dict_pipeline(model: Any, preprocessor_dir: Path | None, where: str, trust: Trust) -> Any:
     # scikit-learn is imported only when a model has to be deserialized: a verified compiled
-    # form in the cache is served without it (web_service.compiled_store).
+    # form in the cache is served without it (web_service.engine.compiled_store).
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.pipeline import Pipeline
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from web_service.cache import CacheNotWritable, ModelCache
-from web_service.compiled_store import load_model
 from web_service.drift import Profile, ProfileError, read_profile
+from web_service.engine.compiled_store import load_model
 from web_service.errors import ModelLoadError, SettingsError, StartupError
 from web_service.lineup import Lineup
 from web_service.predictor import Predictor

@@ -6,7 +6,7 @@ RUN_ID=... MODEL_ARTIFACT_ROOT=s3://bucket/1 gunicorn web_service_mlflow.predict
 MODEL_URI=models:/ride-duration@production MLFLOW_TRACKING_URI=http://... gunicorn ...
 
 An alias is watched: when it moves, the new version is swapped in without a restart
-(MODEL_POLL_SECONDS, web_service.hotswap). CANARY_MODEL_URI and SHADOW_MODEL_URI add a canary
+(MODEL_POLL_SECONDS, web_service.server.hotswap). CANARY_MODEL_URI and SHADOW_MODEL_URI add a canary
 and a shadow (web_service.lineup).
 """
 

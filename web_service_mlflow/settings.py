@@ -12,7 +12,7 @@ MODEL_ARTIFACT_PATH names which of the run's models to serve when it holds sever
 (web_service_mlflow.runmodels).
 
 MODEL_POLL_SECONDS (default 30, 0 for never): how often the Gunicorn master asks the registry
-where an alias (models:/<name>@<alias>) points, to swap in a new version (web_service.hotswap).
+where an alias (models:/<name>@<alias>) points, to swap in a new version (web_service.server.hotswap).
 A RUN_ID or a pinned version names one model for the life of the process.
 
 Beside the primary: CANARY_MODEL_URI (or CANARY_RUN_ID) answers CANARY_PERCENT of requests, and

@@ -1,4 +1,4 @@
-"""Watch the registry aliases the service serves, for the hot swap (web_service.hotswap).
+"""Watch the registry aliases the service serves, for the hot swap (web_service.server.hotswap).
 
 MODEL_URI=models:/<name>@<alias> (and CANARY_MODEL_URI / SHADOW_MODEL_URI when they name an
 alias) are asked every MODEL_POLL_SECONDS where they point: one REST call each to the tracking
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from flask import Flask
 
 from web_service.errors import ModelLoadError
-from web_service.hotswap import Unavailable
 from web_service.redact import redact_uri
+from web_service.server.hotswap import Unavailable
 from web_service.settings import env_bool, env_int, env_str
 from web_service.startup import make_app
 from web_service.views import serving

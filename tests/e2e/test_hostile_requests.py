@@ -20,7 +20,7 @@ from tests.processes import gunicorn
 
 pytestmark = pytest.mark.e2e
 CORPUS = Path(__file__).resolve().parent / "hostile" / "corpus.jsonl"
-# With GUNICORN_THREADS > 1 Gunicorn's gthread worker reads requests itself (web_service.worker's
+# With GUNICORN_THREADS > 1 Gunicorn's gthread worker reads requests itself (web_service.server.worker's
 # ThreadedWorker only reshapes its errors): it waits for a CRLF that a bare-LF request never
 # sends (0: no answer while the client waits), and calls a transfer coding it lacks a bad request.
 GTHREAD_DIFFERS = {"bare LF line ends": 0, "gzip transfer coding": 400, "gzip, chunked": 400}

@@ -16,7 +16,7 @@ from tests.web_service.conftest import fit_dict_pipeline
 from web_service.app import create_app
 from web_service.lineup import BUCKETS, CANARY_KEY_HEADER, Lineup, bucket
 from web_service.predictor import Predictor
-from web_service.process import new_request_id
+from web_service.server.process import new_request_id
 from web_service.settings import AppSettings
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.2}

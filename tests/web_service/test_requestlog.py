@@ -4,7 +4,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from web_service.observe import REQUEST_ID_HEADER
+from web_service.server.observe import REQUEST_ID_HEADER
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -55,7 +55,7 @@ def test_a_line_stays_valid_json_whatever_path_a_client_sends(client, capsys):
 def test_generated_request_ids_differ_between_requests_and_processes(client):
     import os
 
-    from web_service import process
+    from web_service.server import process
 
     ids = {client.get("/health").headers[REQUEST_ID_HEADER] for _ in range(50)}
     reader, writer = os.pipe()

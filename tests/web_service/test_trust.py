@@ -23,7 +23,7 @@ from web_service.trust import SERVED_TYPES, Trust, skops_types
 from web_service_mlflow.settings import ModelSettings
 
 RUN = "0123456789abcdef0123456789abcdef"
-# Every model the compiled forms know (web_service.compiled), with each loss gradient boosting takes.
+# Every model the compiled forms know (web_service.engine.compiled), with each loss gradient boosting takes.
 SERVED_MODELS = {
     "random forest": lambda: RandomForestRegressor(n_estimators=3, max_depth=4, random_state=0),
     "extra trees": lambda: ExtraTreesRegressor(n_estimators=3, max_depth=4, random_state=0),

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from tests.conftest import make_rides
-from web_service import compiled_store
-from web_service.compiled_store import COMPILED_FOLDER, load_model, model_key
+from web_service.engine import compiled_store
+from web_service.engine.compiled_store import COMPILED_FOLDER, load_model, model_key
 from web_service_mlflow.flavor import load_run_model
 from web_service_mlflow.layout import run_artifacts
 

@@ -12,8 +12,8 @@ from sklearn.tree import DecisionTreeRegressor
 
 from tests.conftest import make_rides
 from tests.web_service.conftest import fit_dict_pipeline
-from web_service.compiled import LinearForm, TreeTable, compile_pipeline
-from web_service.fastpath import probe_rides
+from web_service.engine.compiled import LinearForm, TreeTable, compile_pipeline
+from web_service.engine.fastpath import probe_rides
 from web_service.features import prepare_features
 from web_service.predictor import Predictor
 

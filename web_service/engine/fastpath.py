@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from web_service import compiled
-from web_service.boosters import BoosterPipeline
-from web_service.compiled import CannotCompile, LinearForm, TreeTable
+from web_service.engine import compiled
+from web_service.engine.boosters import BoosterPipeline
+from web_service.engine.compiled import CannotCompile, LinearForm, TreeTable
 from web_service.features import prepare_features
 
 logger = logging.getLogger(__name__)
 PROBE_SEED = 20210201
 RANDOM_PROBES = 1000
-# The engine that serves an XGBoost model the compiled table cannot hold: web_service.boosters.
+# The engine that serves an XGBoost model the compiled table cannot hold: web_service.engine.boosters.
 XGBOOST_RULE = "xgboost's rule (numpy)"
 PROBE_FILE = "probe.json"
 

@@ -11,7 +11,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from tests.fixtures import FIXTURES
 from tests.web_service.conftest import fit_dict_pipeline
 from web_service.bundle import load_bundle
-from web_service.compiled import TreeTable
+from web_service.engine.compiled import TreeTable
 from web_service.errors import ModelLoadError
 
 FOREST = FIXTURES / "sklearn-1.0.2" / "forest" / "forest.bin"

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from flask import request
 
-from web_service.process import new_request_id
+from web_service.server.process import new_request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Keys the views fill in the WSGI environ for the observers to read.

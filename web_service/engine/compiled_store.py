@@ -27,10 +27,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from web_service import compiled, fastpath
 from web_service.cache import ModelCache
+from web_service.engine import compiled, fastpath
+from web_service.engine.fastpath import Engine
 from web_service.errors import ModelLoadError
-from web_service.fastpath import Engine
 from web_service.loading import Provenance, admit
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ order, gives its floats bit for bit: a ride costs one dict lookup and one binary
 a walk through every tree. Linear models become one weight lookup and the same two float
 operations scikit-learn's sparse dot product does.
 
-Nothing here trusts itself: `web_service.fastpath` compares each compiled form with the pipeline
+Nothing here trusts itself: `web_service.engine.fastpath` compares each compiled form with the pipeline
 on probe rides before serving it, and serves scikit-learn when they differ in any bit.
 """
 
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from web_service.boosters import Booster
+from web_service.engine.boosters import Booster
 from web_service.features import FEATURE_NAMES
 
 CATEGORY, DISTANCE = FEATURE_NAMES  # "PU_DO" (one-hot), "trip_distance" (numeric)

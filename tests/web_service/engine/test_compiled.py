@@ -13,9 +13,9 @@ from sklearn.tree import DecisionTreeRegressor
 
 from tests.conftest import make_rides
 from tests.web_service.conftest import fit_dict_pipeline
-from web_service import compiled
-from web_service.compiled import CannotCompile, compile_pipeline
-from web_service.fastpath import probe_rides
+from web_service.engine import compiled
+from web_service.engine.compiled import CannotCompile, compile_pipeline
+from web_service.engine.fastpath import probe_rides
 from web_service.features import prepare_features
 
 MODELS = {

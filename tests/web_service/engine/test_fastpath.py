@@ -13,9 +13,9 @@ from sklearn.neighbors import KNeighborsRegressor
 
 from tests.conftest import make_rides
 from tests.web_service.conftest import fit_dict_pipeline
-from web_service import compiled, fastpath
 from web_service.app import create_app
-from web_service.compiled import TreeTable
+from web_service.engine import compiled, fastpath
+from web_service.engine.compiled import TreeTable
 from web_service.features import prepare_features
 from web_service.predictor import Predictor
 from web_service.settings import AppSettings
@@ -27,7 +27,7 @@ def forest():
 
 
 def fastpath_log(caplog) -> list[str]:
-    return [record.getMessage() for record in caplog.records if record.name == "web_service.fastpath"]
+    return [record.getMessage() for record in caplog.records if record.name == "web_service.engine.fastpath"]
 
 
 def serve(pipeline, where="test model"):
@@ -47,7 +47,7 @@ def test_a_model_the_fast_path_cannot_compile_is_served_by_scikit_learn_and_logg
     pipeline = fit_dict_pipeline(KNeighborsRegressor(n_neighbors=3))
     rides = make_rides(200, seed=41)
 
-    with caplog.at_level(logging.INFO, logger="web_service.fastpath"):
+    with caplog.at_level(logging.INFO, logger="web_service.engine.fastpath"):
         client = serve(pipeline, "knn model")
     answers = client.post("/predict", json=rides).get_json()
     described = client.get("/model").get_json()
@@ -71,7 +71,7 @@ def test_a_compiled_form_that_differs_by_one_bit_falls_back_with_a_warning(fores
     monkeypatch.setattr(compiled, "compile_pipeline", off_by_one_bit)
     rides = make_rides(100, seed=42)
 
-    with caplog.at_level(logging.WARNING, logger="web_service.fastpath"):
+    with caplog.at_level(logging.WARNING, logger="web_service.engine.fastpath"):
         client = serve(forest, "tampered forest")
     answers = client.post("/predict", json=rides).get_json()
 
@@ -89,7 +89,7 @@ def test_a_compiler_that_fails_in_any_way_falls_back_to_scikit_learn_with_one_wa
     monkeypatch.setattr(compiled, "compile_pipeline", broken)
     rides = make_rides(50, seed=43)
 
-    with caplog.at_level(logging.INFO, logger="web_service.fastpath"):
+    with caplog.at_level(logging.INFO, logger="web_service.engine.fastpath"):
         client = serve(forest, "odd model")
     answers = client.post("/predict", json=rides).get_json()
 
@@ -119,7 +119,7 @@ def test_a_saved_form_is_checked_again_against_scikit_learns_recorded_answers(fo
     (tmp_path / "bad" / fastpath.PROBE_FILE).write_text(json.dumps(record))
 
     loaded, engine = fastpath.load_verified(tmp_path / "good", "forest")
-    with caplog.at_level(logging.WARNING, logger="web_service.fastpath"):
+    with caplog.at_level(logging.WARNING, logger="web_service.engine.fastpath"):
         refused = fastpath.load_verified(tmp_path / "bad", "forest")
 
     assert engine.name == "compiled tree_table"
@@ -135,7 +135,7 @@ def test_an_unreadable_saved_form_is_compiled_again(forest, tmp_path, caplog):
     fastpath.save_verified(fast, probe, engine, tmp_path / "form")
     (tmp_path / "form" / "table.npy").write_bytes(b"not numpy")
 
-    with caplog.at_level(logging.WARNING, logger="web_service.fastpath"):
+    with caplog.at_level(logging.WARNING, logger="web_service.engine.fastpath"):
         assert fastpath.load_verified(tmp_path / "form", "forest") is None
 
     [warning] = fastpath_log(caplog)

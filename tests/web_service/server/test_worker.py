@@ -13,7 +13,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from web_service.worker import HEAD_LIMIT, DrainingWorker, refusal, request_complete
+from web_service.server.worker import HEAD_LIMIT, DrainingWorker, refusal, request_complete
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ forking (GUNICORN_PRELOAD), a thread of `Watcher` asks every MODEL_POLL_SECONDS 
 and backing off while the source is down). When the answer changes it builds the new app right
 there, through the same path as start-up (download into the cache, compile, verify, feature
 check, self-check), then hands it to Gunicorn and sends the master SIGHUP: Gunicorn forks new
-workers from the new app and stops the old ones gracefully (web_service.worker: they answer
+workers from the new app and stops the old ones gracefully (web_service.server.worker: they answer
 every connection they hold or find queued). A candidate that fails is refused, counted
 (`ride_duration_model_reload_failures_total`) and logged once; the old model serves on.
 

@@ -13,9 +13,9 @@ import pytest
 
 from web_service.app import create_app
 from web_service.errors import ModelLoadError
-from web_service.hotswap import JITTER, MAX_BACKOFF_S, Unavailable, Watcher
 from web_service.metrics import service_metrics
 from web_service.predictor import Predictor
+from web_service.server.hotswap import JITTER, MAX_BACKOFF_S, Unavailable, Watcher
 from web_service.settings import AppSettings
 from web_service.views import serving
 
@@ -83,7 +83,7 @@ def test_a_refused_candidate_is_counted_once_and_not_tried_again_until_sighup(wa
     failures = counted("reload_failures")
     source.now, source.broken["2"] = "2", ModelLoadError("the model was trained on other features")
 
-    with caplog.at_level(logging.ERROR, "web_service.hotswap"):
+    with caplog.at_level(logging.ERROR, "web_service.server.hotswap"):
         assert watcher.check() == "refused"
         assert watcher.check() == "same"
         assert watcher.check() == "same"
@@ -114,7 +114,7 @@ def test_a_bug_in_loading_refuses_the_candidate_and_keeps_serving(watcher, sourc
 
 def test_an_outage_is_logged_once_backs_off_and_its_end_is_logged(watcher, source, caplog):
     source.down = True
-    with caplog.at_level(logging.INFO, "web_service.hotswap"):
+    with caplog.at_level(logging.INFO, "web_service.server.hotswap"):
         outcomes = [watcher.check() for _ in range(6)]
         waits = watcher.next_wait()
         source.down = False
