@@ -442,12 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(score_month(yellow, YELLOW_MONTH, workdir, run_id, args, "yellow 2021-03, built", 1))
     load, command = (load_before, os.getloadavg()[0]), command.strip()
     text = report(rows, args, when, command, load)
-    publish(args.out, text, record(rows, args, when, command, load))
     unequal = [row.label for row in rows if row.agreement is not None and not row.agreement.equal]
-    if unequal:
-        print(f"predictions differ: {', '.join(unequal)}", file=sys.stderr)
-        return 1
-    return 0
+    return publish(args.out, text, record(rows, args, when, command, load), unequal, "predictions differ")
 
 
 if __name__ == "__main__":

@@ -553,12 +553,10 @@ def main(argv: list[str] | None = None) -> int:
         results = run(january, february, args, Path(workdir))
     total_s = time.perf_counter() - started
     text = report(results, args, when, command, total_s)
-    publish(args.out, text, record(results, args, when, command, total_s))
     contradicted = [text for text, held in results.expectations() if not held]
-    if contradicted:
-        print(f"calibration contradicted: {'; '.join(contradicted)}", file=sys.stderr)
-        return 1
-    return 0
+    return publish(
+        args.out, text, record(results, args, when, command, total_s), contradicted, "calibration contradicted"
+    )
 
 
 if __name__ == "__main__":
