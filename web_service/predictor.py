@@ -9,9 +9,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, NotRequired, Protocol
 
 import numpy as np
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from web_service.drift import Profile
 from web_service.engine.compiled import model_facts
@@ -22,6 +24,53 @@ from web_service.redact import shown, shown_tree
 # The course's example ride: what the self-check predicts before the service calls itself ready.
 EXAMPLE_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40.0}
 LIBRARIES = ("scikit-learn", "numpy", "scipy", "flask", "gunicorn", "mlflow", "skops")
+
+
+class FeaturesDescription(TypedDict):
+    """What the model reads."""
+
+    input: Annotated[list[str], Field(description="The features prepare_features makes of a ride.")]
+    vectorized: Annotated[int, Field(description="Columns the DictVectorizer learned.")]
+
+
+class EngineDescription(TypedDict):
+    """What computes predictions: a compiled form verified against scikit-learn, or scikit-learn itself."""
+
+    name: Annotated[str, Field(description='"compiled tree_table", "compiled linear", "scikit-learn", ...')]
+    detail: Annotated[
+        str, Field(description="Why this engine: what was verified, or why the compiled form was not used.")
+    ]
+    model_made_with: NotRequired[
+        Annotated[
+            dict[str, Any], Field(description="The library and release that made the model; what loading it mended.")
+        ]
+    ]
+
+
+class ModelDescription(TypedDict):
+    """What GET /model answers: which model, from where, how it was made (Predictor.describe)."""
+
+    model_version: Annotated[str, Field(description="The run ID (and registry version), or <file>:<sha256 prefix>.")]
+    source: Annotated[str, Field(description="Where the model was loaded from, with no secret or machine path.")]
+    # What the loader knows (metadata); a pickle file has none of it.
+    run_id: NotRequired[str | None]
+    registered_model: NotRequired[
+        Annotated[str | None, Field(description="<name>/<version> when served by MODEL_URI.")]
+    ]
+    logged_model_id: NotRequired[str | None]
+    artifact_path: NotRequired[str | None]
+    training: NotRequired[
+        Annotated[dict[str, Any] | None, Field(description="Training parameters and metrics of the run.")]
+    ]
+    model_class: str
+    model_params: dict[str, Any]
+    features: FeaturesDescription
+    engine: EngineDescription
+    libraries: Annotated[dict[str, str], Field(description="Python and library versions of this process.")]
+    loaded_at: Annotated[str, Field(description="When this process loaded the model (ISO 8601, UTC).")]
+    reference_profile: Annotated[
+        dict[str, Any] | None, Field(description="The training rides' profile that live drift compares with, if any.")
+    ]
 
 
 class DictPipeline(Protocol):
@@ -91,10 +140,13 @@ class Predictor:
             raise ValueError(f"the example ride got {duration!r}, not a finite duration")
         return {"ride": EXAMPLE_RIDE, "duration": duration}
 
-    def describe(self) -> dict[str, Any]:
-        """Everything an on-call engineer asks first: which model, from where, how it was made."""
+    def describe(self) -> ModelDescription:
+        """Everything an on-call engineer asks first: which model, from where, how it was made.
+
+        Its type is /model's schema in the OpenAPI document; the metadata's keys are its optional ones.
+        """
         facts = model_facts(self.pipeline)
-        return {
+        return {  # type: ignore[typeddict-item]
             "model_version": self.model_version,
             "source": self.source,
             **self.metadata,

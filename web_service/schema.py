@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -32,8 +33,13 @@ _ZONE = core_schema.lax_or_strict_schema(
     strict_schema=_INTEGER_ZONE,
 )  # fmt: skip
 # The document shows the contract, which is exactly what JSON Schema means by integer, 1 to 265.
+# Each adapter gets its own copy: pydantic adds its JSON Schema hooks to the schema it is handed, so
+# a shared one grew with every adapter built (every app's document) until generating it overflowed.
 ZoneID = Annotated[
-    int, GetPydanticSchema(lambda _type, _handler: _ZONE, lambda _schema, handler: handler(_INTEGER_ZONE))
+    int,
+    GetPydanticSchema(
+        lambda _type, _handler: copy.deepcopy(_ZONE), lambda _schema, handler: handler(copy.deepcopy(_INTEGER_ZONE))
+    ),
 ]
 # Miles. The longest real NYC taxi rides are around 100 miles; TLC records beyond this are errors.
 MAX_TRIP_DISTANCE = 500.0
@@ -49,6 +55,15 @@ class Ride(TypedDict):
     PULocationID: ZoneID
     DOLocationID: ZoneID
     trip_distance: Distance
+
+
+# A batch holds 1 to max_batch rides (MAX_BATCH_SIZE, a setting): an empty list is a client bug.
+MIN_BATCH = 1
+
+
+def ride_batch(max_batch: int) -> Any:
+    """The type of a batch of rides as parse_rides bounds it: what the OpenAPI document shows."""
+    return Annotated[list[Ride], Field(min_length=MIN_BATCH, max_length=max_batch)]
 
 
 # Validating into plain dicts: a quarter of the cost of a model instance dumped back to a dict.
@@ -75,10 +90,10 @@ def parse_rides(payload: Any, max_batch: int) -> RideRequest:
             "the body must be a ride (JSON object) or a list of rides",
             [ErrorDetail("body", "a JSON object or array", json_type(payload))],
         )
-    if not 1 <= len(payload) <= max_batch:
+    if not MIN_BATCH <= len(payload) <= max_batch:
         raise InvalidRequest(
-            f"a batch holds 1 to {max_batch} rides, this one {len(payload)}",
-            [ErrorDetail("body", f"1 to {max_batch} rides", len(payload))],
+            f"a batch holds {MIN_BATCH} to {max_batch} rides, this one {len(payload)}",
+            [ErrorDetail("body", f"{MIN_BATCH} to {max_batch} rides", len(payload))],
         )
     return RideRequest(_validate(_RIDE_LIST_FAST, _RIDE_LIST, payload, "invalid rides"), is_batch=True)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 from werkzeug.exceptions import BadRequest
 
 from web_service.errors import ErrorDetail, InvalidRequest, NotReady, UnsupportedMediaType
@@ -14,7 +16,7 @@ from web_service.lineup import CANARY_KEY_HEADER, Lineup
 from web_service.livedrift import LiveDrift
 from web_service.metrics import observe_predictions, observe_shadow
 from web_service.predictionlog import PredictionLog
-from web_service.predictor import Predictor
+from web_service.predictor import ModelDescription, Predictor
 from web_service.schema import parse_rides
 from web_service.server.observe import note_answered_by, note_batch_size, request_id
 
@@ -111,6 +113,13 @@ def _shadow(shadow: Predictor, rides: list[dict[str, Any]], answered: list[float
     return {"model_version": shadow.model_version, "durations": durations}
 
 
+class Prediction(TypedDict):
+    """One ride's answer: what predict() writes by hand, and the document shows."""
+
+    duration: Annotated[float, Field(description="Predicted ride duration, in minutes.")]
+    model_version: Annotated[str, Field(description="Run ID (and registry version) that predicted it.")]
+
+
 @views.post("/predict")
 def predict() -> Response:
     durations, is_batch, predictor = predict_rides(read_json(request))
@@ -126,21 +135,31 @@ def json_response(text: str, status: int = 200) -> Response:
     return Response(text, status=status, mimetype="application/json")
 
 
+class Health(TypedDict):
+    status: Literal["ok"]
+
+
+class Readiness(TypedDict):
+    status: Literal["ready"]
+    model_version: str
+    self_check: Annotated[dict[str, Any], Field(description="The example ride, and the duration predicted at start.")]
+
+
 @views.get("/health")
-def health() -> dict[str, Any]:
+def health() -> Health:
     """Liveness: the process is up and answering."""
     return {"status": "ok"}
 
 
 @views.get("/ready")
-def ready() -> dict[str, Any]:
+def ready() -> Readiness:
     """Readiness: the model is loaded and predicted the example ride."""
     now = _ready()
     return {"status": "ready", "model_version": now.predictor.model_version, "self_check": now.self_check}
 
 
 @views.get("/model")
-def model() -> dict[str, Any]:
+def model() -> ModelDescription:
     """Which model this process serves, where it came from, and how it was made."""
     now = serving()
     found = now.predictor.describe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -13,12 +14,13 @@ from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.checks import load_all_checks
 from schemathesis.engine import Status, events, from_schema
 
+from harness.gunicorn import gunicorn
 from tests.conftest import SUMMARY
-from tests.processes import gunicorn
 
 pytestmark = pytest.mark.e2e
 EXAMPLES_PER_OPERATION = 100
 TOKEN = "schemathesis-token"
+ASSET = re.compile(r"(?:href|src)='(docs/[^']+)'")
 
 load_all_checks()
 # Every check schemathesis registers, which is what `st run --checks all` runs. None is left out.
@@ -95,12 +97,19 @@ def report(request, line: str) -> None:
     request.config.stash.setdefault(SUMMARY, []).append(line)
 
 
-def test_the_document_and_the_docs_page_are_served(tmp_path):
+def test_the_document_the_docs_page_and_its_files_are_served(tmp_path):
     with gunicorn("web_service_mlflow.predict:app", tmp_path / "docs.log") as server:
         document = requests.get(f"{server.url}/openapi.json", timeout=10).json()
         page = requests.get(f"{server.url}/docs", timeout=10)
+        assets = {name: requests.get(f"{server.url}/{name}", timeout=10) for name in ASSET.findall(page.text)}
+        described = requests.get(f"{server.url}/model", timeout=10).json()
 
     assert document["openapi"] == "3.1.0"
     assert {"/predict", "/invocations", "/health", "/ready", "/model", "/metrics"} <= set(document["paths"])
     assert page.headers["Content-Type"].startswith("text/html")
-    assert "POST /predict" in page.text
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert set(assets) == {"docs/swagger-ui.css", "docs/swagger-ui-bundle.js", "docs/favicon-32x32.png"}
+    for name, answer in assets.items():  # whole: Gunicorn's sendfile() path is not taken
+        assert answer.status_code == 200 and len(answer.content) == int(answer.headers["Content-Length"]), name
+    # /model of the embedded MLflow run, its metadata included, declares nothing the document lacks
+    assert set(described) <= set(document["components"]["schemas"]["ModelDescription"]["properties"])

@@ -2,11 +2,11 @@ import itertools
 import math
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from web_service.errors import InvalidRequest
 from web_service.features import prepare_features
-from web_service.schema import RIDE, parse_rides
+from web_service.schema import RIDE, parse_rides, ride_batch
 
 RIDE_14_50 = {"PULocationID": 14, "DOLocationID": 50, "trip_distance": 3.5}
 # Zones and distances of every kind a client sends: right, wrong, out of range, not numbers.
@@ -76,3 +76,17 @@ def test_the_fast_path_accepts_nothing_the_contract_refuses_and_gives_the_same_r
             agreed += 1
 
     assert agreed == 3 * 3 * 4  # integer zones in range, finite distances in range
+
+
+@pytest.mark.parametrize("max_batch", [1, 3, 1000])
+def test_the_batch_type_the_document_shows_takes_exactly_the_sizes_parse_rides_does(max_batch):
+    def parsed(rides):
+        try:
+            return parse_rides(rides, max_batch).rides
+        except InvalidRequest:
+            return None
+
+    batch = TypeAdapter(ride_batch(max_batch))
+    for size in range(max_batch + 3):
+        rides = [RIDE_14_50] * size
+        assert (outcome(batch.validate_python, rides) == rides) is (parsed(rides) == rides), size
