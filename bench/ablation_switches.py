@@ -1,0 +1,466 @@
+"""One switch per performance trick of the serving path: each puts the plain implementation back.
+
+bench/ablation.py starts the service once per switch, through `bench.apps.ablation:serve(...)`,
+and measures what each trick buys. Nothing here is a setting of the service: a switch replaces one
+function, class or object of web_service in the Gunicorn master, before the app is built (or, for
+what lives on the app, right after), and Gunicorn forks the workers from it.
+
+Every "off" is what a Flask tutorial would write, giving the same answers. A switch whose target
+was renamed or moved fails loudly (`replace` refuses an attribute that does not exist), so that a
+refactor cannot leave a switch measuring "as shipped" twice; tests/bench/test_ablation.py holds
+that each switch changes what it says.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import flask
+from flask import Flask, g, jsonify, request
+
+# (object, attribute, new value): setattr that refuses an attribute the object does not have.
+Patch = Callable[[Any, str, Any], None]
+
+
+def replace(target: Any, name: str, value: Any) -> None:
+    """setattr(target, name, value), only if `target` has `name`: a renamed trick must fail the switch."""
+    if not hasattr(target, name):
+        raise AttributeError(f"{target!r} has no {name!r}: the trick moved; update bench/ablation_switches.py")
+    setattr(target, name, value)
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One trick, and how to switch it off."""
+
+    name: str
+    trick: str  # what the service does
+    off: str  # what the plain implementation does instead
+    apply: Callable[[Patch], None] | None = None  # replaces module-level code, before the app is built
+    on_app: Callable[[Flask], None] | None = None  # changes the built app
+    is_off: Callable[[Flask], bool] | None = None  # the switch took effect, seen from the built app
+    gunicorn_args: str = ""  # for what Gunicorn's config decides (GUNICORN_CMD_ARGS)
+
+
+# --- 1. the compiled model ---------------------------------------------------------------------
+
+
+def _compiled_off(patch: Patch) -> None:
+    import web_service_mlflow.loader as loader
+    from web_service.engine import fastpath
+
+    patch(fastpath, "choose", pipeline_serves)
+    patch(loader, "load_model", load_uncompiled)
+
+
+def pipeline_serves(pipeline: Any, where: str) -> tuple[Any, Any, None]:
+    """fastpath.choose, off: the pipeline serves as loaded, as for a model with no compiled form."""
+    from web_service.engine.fastpath import Engine, reference_name
+
+    return pipeline, Engine(reference_name(pipeline), "the compiled form is off (bench/ablation.py)"), None
+
+
+def load_uncompiled(files: Any, where: str, cache_dir: Any, load: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
+    """compiled_store.load_model without the cache of verified forms: the model file loaded and checked."""
+    from web_service.loading import admit
+
+    pipeline, provenance = load()
+    model, engine, _ = admit(pipeline, provenance, where)  # mended and feature-checked as ever
+    return model, engine
+
+
+def _engine(app: Flask) -> str:
+    from web_service.views import serving
+
+    return serving(app).predictor.engine.name
+
+
+# --- the compiled form's scalar path for small requests ---------------------------------------------
+
+
+def _scalar_off(patch: Patch) -> None:
+    from web_service.engine import compiled
+
+    patch(compiled, "SCALAR_MAX_RIDES", 0)  # every request takes the numpy path
+
+
+def _scalar_is_off(app: Flask) -> bool:
+    from web_service.engine import compiled
+
+    return compiled.SCALAR_MAX_RIDES == 0
+
+
+# --- 3. the pid read once per process ------------------------------------------------------------
+
+
+def _pid_cache_off(patch: Patch) -> None:
+    from web_service.server import process
+
+    class AskingProcess(process._Process):
+        """The process's facts, but its pid asked of the kernel every time."""
+
+        @property
+        def pid(self) -> int:
+            return os.getpid()
+
+        @pid.setter
+        def pid(self, value: int) -> None:
+            pass
+
+    asking = AskingProcess()
+    os.register_at_fork(after_in_child=asking.renew)  # a new request-ID prefix per worker, as shipped
+    patch(process, "_current", asking)
+    # Also what prometheus-client is handed (web_service.metrics), so its default: os.getpid itself.
+    patch(process, "pid", os.getpid)
+
+
+def _pid_cache_is_off(app: Flask) -> bool:
+    from web_service.server import process
+
+    return process.pid is os.getpid and type(process._current).__name__ == "AskingProcess"
+
+
+# --- 4. metrics added up in memory -------------------------------------------------------------------
+
+
+class PerRequestMetrics:
+    """web_service.metrics.Pending, off: prometheus-client updated on every request, as its docs do."""
+
+    def inc(self, counter: Any) -> None:
+        counter.inc()
+
+    def observe(self, histogram: Any, values: Iterable[float]) -> None:
+        for value in values:
+            histogram.observe(value)
+
+    def flush(self) -> None:
+        pass
+
+
+def _pending_off(patch: Patch) -> None:
+    from web_service import metrics
+
+    patch(metrics, "PENDING", PerRequestMetrics())
+
+
+def _pending_is_off(app: Flask) -> bool:
+    from web_service import metrics
+
+    return isinstance(metrics.PENDING, PerRequestMetrics)
+
+
+# --- the labelled children kept -----------------------------------------------------------------------
+
+
+def request_metrics_by_labels(self: Any, answered: Any) -> None:
+    """RequestMetrics.__call__, off: the labelled children looked up by their labels on every request."""
+    from web_service import metrics
+
+    method = answered.method if answered.method in metrics.METHODS else "other"
+    route = answered.route or "unmatched"
+    metrics.PENDING.inc(self._metrics.requests.labels(method, route, str(answered.status)))
+    metrics.PENDING.observe(self._metrics.latency.labels(route), [answered.seconds])
+
+
+def child_by_labels(metric: Any, model_version: str) -> Any:
+    """metrics._child, off."""
+    return metric.labels(model_version=model_version)
+
+
+def _labels_off(patch: Patch) -> None:
+    from web_service import metrics
+
+    patch(metrics.RequestMetrics, "__call__", request_metrics_by_labels)
+    patch(metrics, "_child", child_by_labels)
+
+
+def _labels_is_off(app: Flask) -> bool:
+    from web_service import metrics
+
+    return metrics.RequestMetrics.__call__ is request_metrics_by_labels and metrics._child is child_by_labels
+
+
+# --- 5. the request log written straight to stdout ----------------------------------------------------
+
+
+class LoggingRequestLog:
+    """web_service.requestlog.RequestLog, off: the same JSON line, through `logging` and json.dumps."""
+
+    def __init__(self, model_version: str) -> None:
+        self.model_version = model_version
+        self.logger = logging.getLogger("ride_duration.requests")
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        self.logger.handlers = [handler]  # one, whichever app (a hot swap builds another) made it last
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+
+    def __call__(self, answered: Any) -> None:
+        from web_service.server import process
+
+        self.logger.info(json.dumps({
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "request_id": answered.request_id,
+            "method": answered.method,
+            "route": answered.route or answered.path,
+            "status": answered.status,
+            "latency_ms": round(answered.seconds * 1000, 3),
+            "batch_size": answered.batch_size,
+            "model_version": json.loads(answered.answered_by) if answered.answered_by else self.model_version,
+            "pid": process.pid(),
+        }))  # fmt: skip
+
+
+def _request_log_off(patch: Patch) -> None:
+    import web_service.app as app_module
+
+    patch(app_module, "RequestLog", LoggingRequestLog)
+
+
+def observers(app: Flask) -> tuple[Any, ...]:
+    """The observers the app hands each answered request to (through the middleware or the hooks)."""
+    from web_service.server.observe import ObservedApp
+
+    if isinstance(app.wsgi_app, ObservedApp):
+        return app.wsgi_app.observers
+    return app.extensions["ablation_observers"]
+
+
+def _request_log_is_off(app: Flask) -> bool:
+    return any(isinstance(observer, LoggingRequestLog) for observer in observers(app))
+
+
+# --- 6. JSON answers written directly ----------------------------------------------------------------
+
+
+def jsonify_predict() -> flask.Response:
+    """views.predict, off: the answer through flask.jsonify."""
+    from web_service.views import predict_rides, read_json
+
+    durations, is_batch, predictor = predict_rides(read_json(request))
+    answers = [{"duration": duration, "model_version": predictor.model_version} for duration in durations]
+    return jsonify(answers if is_batch else answers[0])
+
+
+def jsonify_invocations() -> flask.Response:
+    """invocations.invocations, off: the answer through flask.jsonify."""
+    from web_service.invocations import read_records
+    from web_service.views import predict_rides
+
+    durations, _, _ = predict_rides(read_records())
+    return jsonify({"predictions": durations})
+
+
+JSON_VIEWS = {"views.predict": jsonify_predict, "mlflow_protocol.invocations": jsonify_invocations}
+
+
+def _json_off(app: Flask) -> None:
+    for endpoint, view in JSON_VIEWS.items():
+        if endpoint not in app.view_functions:
+            raise KeyError(f"no endpoint {endpoint!r}: the view moved; update bench/ablation_switches.py")
+        app.view_functions[endpoint] = view
+
+
+def _json_is_off(app: Flask) -> bool:
+    return all(app.view_functions.get(endpoint) is view for endpoint, view in JSON_VIEWS.items())
+
+
+# --- 7. one WSGI middleware instead of Flask hooks ---------------------------------------------------
+
+
+def _middleware_off(app: Flask) -> None:
+    """The middleware's work in a before- and an after-request hook, reaching the request through Flask's proxies."""
+    from web_service.server.observe import (
+        _SAFE_ID,
+        ANSWERED_BY_KEY,
+        BATCH_SIZE_KEY,
+        REQUEST_ID_HEADER,
+        REQUEST_ID_KEY,
+        Answered,
+        ObservedApp,
+    )
+    from web_service.server.process import new_request_id
+
+    observed = app.wsgi_app
+    if not isinstance(observed, ObservedApp):
+        raise TypeError(f"the app's wsgi_app is {observed!r}, not ObservedApp: update bench/ablation_switches.py")
+    app.wsgi_app = observed.wsgi_app
+    routes, found = observed.routes, observed.observers
+    app.extensions["ablation_observers"] = found
+
+    def start_observing() -> None:
+        g.started = time.perf_counter()
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        request.environ[REQUEST_ID_KEY] = given if given and _SAFE_ID.fullmatch(given) else new_request_id()
+
+    def finish_observing(response: flask.Response) -> flask.Response:
+        request_id = request.environ[REQUEST_ID_KEY]
+        response.headers[REQUEST_ID_HEADER] = request_id
+        answered = Answered(
+            request_id, request.method, request.path, request.path if request.path in routes else None,
+            response.status_code, time.perf_counter() - g.started, request.environ.get(BATCH_SIZE_KEY),
+            request.environ.get(ANSWERED_BY_KEY),
+        )  # fmt: skip
+        for observer in found:
+            observer(answered)
+        return response
+
+    # First before any other hook (auth), last after every other: as the middleware wraps them all.
+    app.before_request_funcs.setdefault(None, []).insert(0, start_observing)
+    app.after_request_funcs.setdefault(None, []).insert(0, finish_observing)
+
+
+def _middleware_is_off(app: Flask) -> bool:
+    from web_service.server.observe import ObservedApp
+
+    return not isinstance(app.wsgi_app, ObservedApp) and "ablation_observers" in app.extensions
+
+
+# --- 8. the body-limit request class -----------------------------------------------------------------
+
+
+def _body_limit_off(app: Flask) -> None:
+    from web_service.server.request import BoundedRequest
+
+    if not issubclass(app.request_class, BoundedRequest):
+        raise TypeError(f"the app's request class is {app.request_class!r}: update bench/ablation_switches.py")
+    app.request_class = flask.Request  # Werkzeug's limit: app.config["MAX_CONTENT_LENGTH"], set by create_app
+
+
+def _body_limit_is_off(app: Flask) -> bool:
+    return app.request_class is flask.Request and app.config["MAX_CONTENT_LENGTH"] is not None
+
+
+# --- 9. rides validated into a TypedDict --------------------------------------------------------------
+
+
+def _typed_dict_off(patch: Patch) -> None:
+    from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+    from web_service import schema
+
+    class Ride(BaseModel):
+        """One taxi ride, as a pydantic model: validated, then dumped to the dict the predictor takes."""
+
+        model_config = ConfigDict(extra="ignore")
+        PULocationID: schema.ZoneID
+        DOLocationID: schema.ZoneID
+        trip_distance: schema.Distance
+
+    @dataclass
+    class DumpedRideRequest(schema.RideRequest):
+        def __post_init__(self) -> None:
+            self.rides = [ride.model_dump() for ride in self.rides]
+
+    patch(schema, "RIDE", TypeAdapter(Ride))
+    patch(schema, "_RIDE_LIST", TypeAdapter(list[Ride]))
+    patch(schema, "_RIDE_LIST_FAST", TypeAdapter(list[Ride]))  # fail_fast: on a model list, as shipped
+    patch(schema, "RideRequest", DumpedRideRequest)
+
+
+def _typed_dict_is_off(app: Flask) -> bool:
+    from web_service import schema
+
+    return schema.RideRequest.__name__ == "DumpedRideRequest" and schema.RIDE.core_schema["type"] == "model"
+
+
+# --- the strict first try of validation ---------------------------------------------------------------
+
+
+def contract_only(fast: Any, contract: Any, payload: Any, what: str) -> Any:
+    """schema._validate, off: the contract's (lax) schema alone, no strict integers-only try first."""
+    from pydantic import ValidationError
+
+    from web_service import schema
+
+    try:
+        return contract.validate_python(payload)
+    except ValidationError as error:
+        details = [schema._detail(item) for item in error.errors(include_url=False)]
+        fields = ", ".join(detail.field for detail in details[: schema.MAX_DETAILS])
+        more = f" and {len(details) - schema.MAX_DETAILS} more" if len(details) > schema.MAX_DETAILS else ""
+        raise schema.InvalidRequest(f"{what}: {fields}{more}", details) from None
+
+
+def _strict_first_off(patch: Patch) -> None:
+    from web_service import schema
+
+    patch(schema, "_validate", contract_only)
+
+
+def _strict_first_is_off(app: Flask) -> bool:
+    from web_service import schema
+
+    return schema._validate is contract_only
+
+
+SWITCHES = {
+    switch.name: switch
+    for switch in (
+        Switch("compiled", "the compiled model (web_service/engine/), verified against scikit-learn",
+               "scikit-learn's pipeline serves (fastpath.choose returns it; no cache of compiled forms)",
+               apply=_compiled_off, is_off=lambda app: _engine(app) == "scikit-learn"),
+        Switch("scalar", "the compiled form's plain-Python path for requests of up to 8 rides (compiled.py)",
+               "every request takes the compiled form's numpy path (SCALAR_MAX_RIDES = 0)",
+               apply=_scalar_off, is_off=_scalar_is_off),
+        Switch("worker", "the event-loop Gunicorn worker (web_service/server/worker.py DrainingWorker)",
+               "Gunicorn's stock sync worker (--worker-class sync)", gunicorn_args="--worker-class sync"),
+        Switch("pid", "the pid read once per process (server/process.py pid()), handed to prometheus-client",
+               "os.getpid() every time: the request log, the metrics flusher's check, prometheus-client's default",
+               apply=_pid_cache_off, is_off=_pid_cache_is_off),
+        Switch("pending", "metrics added up in memory, written every second (metrics.py Pending)",
+               "counter.inc() and histogram.observe() on every request",
+               apply=_pending_off, is_off=_pending_is_off),
+        Switch("labels", "labelled metric children kept (metrics.py RequestMetrics, _child)",
+               "metric.labels(...) looked up on every request", apply=_labels_off, is_off=_labels_is_off),
+        Switch("request_log", "the request log written straight to stdout as hand-built JSON (requestlog.py)",
+               "logging.getLogger(...).info(json.dumps(record)) to stdout, the same fields",
+               apply=_request_log_off, is_off=_request_log_is_off),
+        Switch("json", "JSON answers written directly for /predict and /invocations (views.py, invocations.py)",
+               "flask.jsonify", on_app=_json_off, is_off=_json_is_off),
+        Switch("middleware", "one WSGI middleware (server/observe.py) for request IDs, timing, metrics, log",
+               "a before_request and an after_request hook doing the same through Flask's proxies",
+               on_app=_middleware_off, is_off=_middleware_is_off),
+        Switch("body_limit", "the body-limit request class (server/request.py BoundedRequest)",
+               "flask.Request with MAX_CONTENT_LENGTH (Werkzeug's own limit)",
+               on_app=_body_limit_off, is_off=_body_limit_is_off),
+        Switch("typed_dict", "rides validated into a pydantic TypedDict (schema.py)",
+               "a pydantic BaseModel, dumped to a dict", apply=_typed_dict_off, is_off=_typed_dict_is_off),
+        Switch("strict_first", "validation tries strict integers-only first (schema.py _validate)",
+               "the contract's schema alone", apply=_strict_first_off, is_off=_strict_first_is_off),
+    )
+}  # fmt: skip
+
+
+def switch_off(names: Iterable[str], patch: Patch = replace) -> None:
+    """Switch the named tricks off: module-level code now, the app's own when startup builds it."""
+    chosen = [SWITCHES[name] for name in names]
+    for switch in chosen:
+        if switch.apply is not None:
+            switch.apply(patch)
+    on_app = [switch.on_app for switch in chosen if switch.on_app is not None]
+    if on_app:
+        import web_service.startup as startup
+
+        build = startup.create_app
+
+        def create_app(*args: Any, **kwargs: Any) -> Flask:
+            app = build(*args, **kwargs)
+            for change in on_app:
+                change(app)
+            return app
+
+        patch(startup, "create_app", create_app)
+
+
+def tricks_off(app: Flask) -> list[str]:
+    """The switches that took effect in this process, as seen from the built app."""
+    return [switch.name for switch in SWITCHES.values() if switch.is_off is not None and switch.is_off(app)]
