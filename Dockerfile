@@ -1,10 +1,12 @@
 # The ride-duration service, serving the embedded default run unless RUN_ID or MODEL_URI says otherwise.
 #   docker build -t ride-duration . && docker run -p 9696:9696 ride-duration
-# Without a Docker engine: `make image` builds it with buildah, `make test-image` runs and checks it.
+# The slim image serves one run baked in at build time, without scikit-learn (web_service_mlflow.baked):
+#   docker build --target slim [--build-arg RUN_ID=...] -t ride-duration:slim .
+# Without a Docker engine: `make image` / `make image-slim` build them with buildah, `make test-image` checks both.
 ARG BASE_IMAGE=python:3.11-slim
 
-# --- build: the locked dependencies, into a virtual environment the runtime stage copies ---------
-FROM ${BASE_IMAGE} AS build
+# --- pipenv, in a venv of its own so that none of it reaches a runtime image ----------------------
+FROM ${BASE_IMAGE} AS pipenv
 
 # pip trusts the system's CA bundle rather than its own, so a proxy's CA added to the base image
 # (or mounted over the bundle at build time) is trusted too.
@@ -14,16 +16,68 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIPENV_VERBOSITY=-1 \
     PATH=/opt/venv/bin:$PATH
 
-# pipenv lives in a venv of its own, so that none of it reaches the runtime image. With
-# /opt/venv/bin first on PATH, `pipenv install --system` installs into /opt/venv.
+# With /opt/venv/bin first on PATH, `pipenv install --system` installs into /opt/venv.
 RUN python3 -m venv /opt/pipenv \
     && /opt/pipenv/bin/pip install pipenv==2026.10.3 \
     && python3 -m venv /opt/venv
 WORKDIR /build
 COPY Pipfile Pipfile.lock ./
-RUN /opt/pipenv/bin/pipenv install --system --deploy
 
-# --- runtime ---------------------------------------------------------------------------------------
+# --- build: the serving packages (the Pipfile's [packages], as `make run`) -------------------------
+# Then out goes what no runtime needs, measured on this venv (472 MB): the test suites numpy, scipy
+# and scikit-learn ship (67 MB, which the packages never import) and the venv's own pip and
+# setuptools (26 MB: nothing installs at run time). The bytecode pip compiled stays: without it
+# every start would compile the libraries again, in memory (PYTHONDONTWRITEBYTECODE).
+FROM pipenv AS build
+RUN /opt/pipenv/bin/pipenv install --system --deploy \
+    && find /opt/venv/lib -depth -type d -name tests -exec rm -rf {} + \
+    && python3 -m pip uninstall --yes --quiet pip setuptools
+
+# --- slim-build: the slim image's packages alone (the Pipfile's [slim]): no scikit-learn, no scipy -
+FROM pipenv AS slim-build
+RUN /opt/pipenv/bin/pipenv install --system --deploy --categories slim \
+    && find /opt/venv/lib -depth -type d -name tests -exec rm -rf {} + \
+    && python3 -m pip uninstall --yes --quiet pip setuptools
+
+# --- bake: one run's verified compiled form, made with scikit-learn here, for the slim image -------
+# RUN_ID (default: the embedded run) and MLFLOW_TRACKING_URI or MODEL_ARTIFACT_ROOT name the run,
+# as they do at run time; they are build arguments here only, never in the image.
+FROM build AS bake
+ARG RUN_ID=""
+ARG MLFLOW_TRACKING_URI=""
+ARG MODEL_ARTIFACT_ROOT=""
+WORKDIR /app
+COPY web_service/ web_service/
+COPY web_service_mlflow/ web_service_mlflow/
+COPY mlruns/ mlruns/
+RUN python3 -m web_service_mlflow.baked --out /app/baked
+
+# --- slim: serves the baked run only, and refuses any other at start ------------------------------
+FROM ${BASE_IMAGE} AS slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin app
+COPY --from=slim-build /opt/venv /opt/venv
+
+WORKDIR /app
+COPY gunicorn.conf.py test.py ./
+COPY web_service/ web_service/
+COPY web_service_mlflow/ web_service_mlflow/
+COPY --from=bake /app/baked baked/
+RUN python3 -m compileall -q web_service web_service_mlflow gunicorn.conf.py
+
+USER 10001:10001
+EXPOSE 9696
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python3", "-m", "web_service.healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["python3", "-m", "web_service.serve"]
+CMD ["web_service_mlflow.predict_baked:app"]
+
+# --- runtime: the full image, and the default target ----------------------------------------------
 FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

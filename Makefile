@@ -10,7 +10,7 @@ APP ?= web_service_mlflow.predict:app
 # apt-get as root, through sudo otherwise: for the tools the tests and benchmarks run beside Python.
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get
 
-.PHONY: run test check pipenv install install-dev lint image test-image eb-bundle system-tools node-tools bench bench-batch bench-drift bench-swap bench-lineup wrk \
+.PHONY: run test test-fast check pipenv install install-dev lint image image-slim test-image bench-image eb-bundle system-tools node-tools bench bench-batch bench-drift bench-swap bench-lineup bench-ablation wrk \
 	eb-version eb-deploy smoke eb-rollback
 
 run: install  ## serve the embedded default model on 0.0.0.0:9696 (Gunicorn, its settings checked first)
@@ -18,6 +18,12 @@ run: install  ## serve the embedded default model on 0.0.0.0:9696 (Gunicorn, its
 
 test: install-dev system-tools node-tools  ## lint, check the Gunicorn config, run every test (the image's too)
 	$(MAKE) check
+
+# The edit loop's tests: unit and app tests only, none marked e2e, integration, image or slow (no real
+# server, Spark, monitor profile, training command or image): 50 s here. `make test` still runs
+# everything. Straight from ./.venv (where pipenv installs, PIPENV_VENV_IN_PROJECT): `pipenv run` adds 4 s.
+test-fast:  ## the unit and app tests alone, in the installed environment: under a minute
+	.venv/bin/pytest -m "not e2e and not integration and not image and not slow" -q
 
 check:  ## the test suite alone, in the installed environment
 	$(PIPENV) run ruff check .
@@ -30,13 +36,15 @@ pipenv:
 	@$(PIPENV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user pipenv \
 		|| $(PYTHON) -m pip install pipenv
 
+# Serving alone (the Pipfile's [packages]), as the image: no pandas, pyarrow, matplotlib or MLflow server.
 install: pipenv
 	$(PIPENV) install --deploy
 
-# The test environment adds the dev tools and the Spark engine's pyspark (category "spark", kept
-# out of `make run` and of the image: `pipenv install --categories "packages spark"` for batch alone).
+# The test environment: every category but the slim image's [slim] (a subset of [packages]):
+# dev tools, training and the MLflow server (train), batch scoring (batch), the reports (monitor)
+# and the Spark engine (spark). One command alone: `pipenv install --categories "packages batch"`.
 install-dev: pipenv
-	$(PIPENV) install --deploy --categories "packages dev-packages spark"
+	$(PIPENV) install --deploy --categories "packages dev-packages train batch monitor spark"
 
 bench: install-dev wrk  ## the serving benchmark (bench/serving.py): about 14 minutes, writes bench/results/
 	$(PIPENV) run python -m bench.serving
@@ -49,6 +57,9 @@ bench-swap: install-dev  ## the hot swap under load (bench/swap.py): about 2 min
 
 bench-lineup: install-dev wrk  ## what a shadow costs, how a canary splits (bench/lineup.py): about 3 minutes
 	$(PIPENV) run python -m bench.lineup
+
+bench-ablation: install-dev wrk  ## each performance trick off in turn (bench/ablation.py): about 15 minutes, writes bench/results/ablation.md
+	$(PIPENV) run python -m bench.ablation
 
 bench-drift: install  ## the drift calibration on the real months (bench/drift.py): about 20 s, writes bench/results/drift.md
 	$(PIPENV) run python -m bench.drift
@@ -94,8 +105,16 @@ node-tools:
 image: install system-tools  ## build the container image: Docker, or buildah (with a local base image if need be)
 	$(PIPENV) run python -m deploy.container build --tag ride-duration:latest
 
-test-image: install-dev system-tools  ## build the image, run it, post test.py's ride, SIGTERM under load
+# `make image-slim RUN_ID=<run>` bakes another run of ./mlruns in (the embedded one by default); from a
+# tracking server or S3, build with --build-arg MLFLOW_TRACKING_URI=... or MODEL_ARTIFACT_ROOT=... too.
+image-slim: install system-tools  ## the slim image: one run baked in, no scikit-learn (Dockerfile target slim)
+	$(PIPENV) run python -m deploy.container build --target slim --tag ride-duration:slim $(if $(RUN_ID),--run-id $(RUN_ID))
+
+test-image: install-dev system-tools  ## build both images, run them, post test.py's ride, SIGTERM under load
 	$(PIPENV) run pytest -m image -s
+
+bench-image: install-dev system-tools  ## the images before and after: size, pull size, start, memory (bench/image.py)
+	$(PIPENV) run python -m bench.image
 
 eb-bundle:  ## the Elastic Beanstalk source bundle, offline: dist/ride-duration-eb.zip
 	$(PYTHON) -m deploy.beanstalk --out dist/ride-duration-eb.zip

@@ -1,43 +1,34 @@
 """Gunicorn settings for the ride-duration service; every value can come from the environment.
 
 gunicorn web_service_mlflow.predict:app      # this file is read from the working directory
+
+The environment is read through web_service.environment, with the reads web_service.serve (the
+launcher) checks before Gunicorn starts: the two cannot disagree.
 """
 
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 
+from web_service.environment import env_str, gunicorn_raw_env, read
+from web_service.serve import EXIT_STARTUP_FAILED, own_metrics_folder, problems, server_settings
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise SystemExit(f"{name} must be a whole number >= 1, got {raw!r}")
-    return int(raw)
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in {"1", "true", "yes", "0", "false", "no"}:
-        raise SystemExit(f"{name} must be true or false, got {raw!r}")
-    return raw in {"1", "true", "yes"}
-
+# The same reads as `python -m web_service.serve` checks first: one line for each wrong value, exit 3.
+ENV = read()
+if found := problems(ENV):
+    print(*(f"cannot start: {line}" for line in found), sep="\n", file=sys.stderr)
+    raise SystemExit(EXIT_STARTUP_FAILED)
+SETTINGS = server_settings(ENV)
 
 # --- where to listen -------------------------------------------------------------------------
-bind = os.environ.get("BIND", f"0.0.0.0:{_int('PORT', 9696)}")
+bind = SETTINGS.bind  # BIND, else 0.0.0.0:PORT (9696)
 
 # --- how many requests at once -----------------------------------------------------------------
 # Prediction is CPU-bound: one worker per core is the default; threads help only while I/O waits.
-workers = _int("WEB_CONCURRENCY", os.cpu_count() or 1)
-threads = _int("GUNICORN_THREADS", 1)
-timeout = _int("GUNICORN_TIMEOUT", 30)
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-keepalive = _int("GUNICORN_KEEPALIVE", 5)
+workers = SETTINGS.workers
+threads = SETTINGS.threads
+timeout = SETTINGS.timeout
+graceful_timeout = SETTINGS.graceful_timeout
+keepalive = SETTINGS.keepalive
 # Gunicorn's sync request handling behind a small event loop (web_service/server/worker.py): slow
 # clients (sending or reading) cost a file descriptor, not a worker, and on SIGTERM it answers
 # every connection it holds or finds queued. With threads, Gunicorn's gthread worker, which has
@@ -50,33 +41,25 @@ worker_class = (
 # Load the app, and so the model, once in the master before forking: workers share its memory
 # pages, and a model that cannot load stops the whole server with one message instead of
 # every worker failing in turn.
-preload_app = _bool("GUNICORN_PRELOAD", True)
+preload_app = SETTINGS.preload
 
 # --- housekeeping ------------------------------------------------------------------------------
 # Heartbeat files on tmpfs: a slow disk must not make the arbiter kill healthy workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # The app writes its own JSON line per request (request ID, route, status, latency, batch size);
 # Gunicorn's access log is off unless asked for.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+accesslog = SETTINGS.accesslog
+loglevel = SETTINGS.loglevel
 # Gunicorn's control socket sits at one path per user: two servers on a host would fight over it.
-control_socket_disable = not _bool("GUNICORN_CONTROL_SOCKET", False)
+control_socket_disable = not SETTINGS.control_socket
 
 # --- metrics across workers ------------------------------------------------------------------
 # prometheus-client's multiprocess mode: every worker writes its counts into one folder that
-# /metrics adds up. The folder must be set before the app is imported, and start empty.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    _own_metrics_dir = tempfile.mkdtemp(prefix="ride-duration-metrics-", dir=_shm)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
-    _master_pid = os.getpid()
-
-    def _remove_own_metrics_dir() -> None:
-        # Forked workers inherit this handler; only the master may remove the folder.
-        if os.getpid() == _master_pid:
-            shutil.rmtree(_own_metrics_dir, ignore_errors=True)
-
-    atexit.register(_remove_own_metrics_dir)
+# /metrics adds up. Unless PROMETHEUS_MULTIPROC_DIR names one, a fresh folder of this server's;
+# the master puts it in its environment (raw_env) before it loads the app, and the workers inherit
+# it: prometheus-client looks for it nowhere else (web_service.environment.gunicorn_raw_env).
+metrics_folder = env_str(ENV, "PROMETHEUS_MULTIPROC_DIR") or own_metrics_folder()
+raw_env = gunicorn_raw_env(ENV, {"PROMETHEUS_MULTIPROC_DIR": metrics_folder})
 
 
 def on_starting(server):
@@ -84,20 +67,22 @@ def on_starting(server):
     # With preload_app the app, and so the metrics, loaded before this hook: it created a missing
     # folder (or stopped the server naming it), and this master's own files, such as the served
     # model's gauge, are already there and must stay. Without preload the workers create it.
-    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    if not os.path.isdir(folder):
+    if raw_env and server.cfg.env.get("PROMETHEUS_MULTIPROC_DIR") != metrics_folder:
+        server.log.warning("--env replaced gunicorn.conf.py's raw_env: set PROMETHEUS_MULTIPROC_DIR, or each "
+                           "worker's /metrics counts only its own requests")  # fmt: skip
+    if not os.path.isdir(metrics_folder):
         return
     own = f"_{os.getpid()}.db"
-    for name in os.listdir(folder):
+    for name in os.listdir(metrics_folder):
         if name.endswith(".db") and not name.endswith(own):
-            os.remove(os.path.join(folder, name))
+            os.remove(os.path.join(metrics_folder, name))
 
 
 def child_exit(server, worker):
     """A dead worker's live gauges must stop counting."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid, metrics_folder)
 
 
 def when_ready(server):

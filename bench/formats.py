@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.servers import start
-from tests.fixtures import FIXTURES, expected, store
-from tests.integration.servers import BUCKET, s3_server
-from tests.processes import total_pss_mb
+from harness.backends import BUCKET, s3_server
+from harness.fixtures import FIXTURES, expected, store
+from harness.processes import total_pss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS = "2"

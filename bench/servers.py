@@ -10,7 +10,8 @@ from pathlib import Path
 
 import requests
 
-from tests.processes import free_port, gunicorn_command, process_tree, server_env
+from harness.gunicorn import gunicorn_command, server_env
+from harness.processes import NotAnswering, free_port, process_tree, stop, wait_answering
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -23,32 +24,25 @@ class Started:
     log: Path
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
 
 def start(app: str, log: Path, timeout: float = 120, **variables: str) -> Started:
     """Start `gunicorn app`; return once POST /predict has answered 200, with the time that took."""
     port = free_port()
     env = server_env(port, log, **variables)
+    url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     with log.open("w") as sink:
         process = subprocess.Popen(gunicorn_command(app), env=env, stdout=sink, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
-    while process.poll() is None and time.perf_counter() - started < timeout:
-        try:
-            if requests.post(f"{url}/predict", json=RIDE, timeout=5).ok:
-                return Started(process, url, time.perf_counter() - started, log)
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.01)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"{app} did not answer a prediction (exit {process.returncode}):\n{log.read_text()}")
+    try:
+        # Polled every 10 ms: the figure is a start-up time, and the poll's period is its resolution.
+        wait_answering(process, lambda: requests.post(f"{url}/predict", json=RIDE, timeout=5).ok, app,
+                       log.read_text, timeout, every=0.01)  # fmt: skip
+    except NotAnswering:
+        stop(process, timeout=5)
+        raise
+    return Started(process, url, time.perf_counter() - started, log)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -45,7 +45,7 @@ import requests
 
 from bench import servers, wrk
 from bench.servers import RIDE
-from tests.processes import total_pss_mb
+from harness.processes import total_pss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RIDES = REPO.parent / "shared" / "data" / "green_tripdata_2021-02.parquet"

@@ -2,7 +2,7 @@
 
     pipenv run python -m bench.startup [--workers 2] [--out bench/results/startup.md]
 
-Starts real SeaweedFS (S3) and `mlflow server` on loopback (the test suite's helpers), copies
+Starts real SeaweedFS (S3) and `mlflow server` on loopback (harness.backends), copies
 the embedded default run into them through the tracking server, registers it, then starts the
 service once per case: cold cache, warm cache, and tracking server down.
 """
@@ -11,45 +11,24 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import requests
-
-from tests.integration.servers import s3_server, tracking_server
-from tests.processes import free_port, gunicorn_command, server_env
+from bench import servers
+from harness.backends import s3_server, tracking_server
 from web_service_mlflow.layout import LOCAL_STORE, run_artifacts
 from web_service_mlflow.settings import default_run_id
 
-RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 NAME = "ride-duration-bench"
 
 
 def time_to_first_prediction(workdir: Path, label: str, workers: int, **variables: str) -> float:
     """Start the service, poll /predict until it answers 200, stop it; return the seconds taken."""
-    port = free_port()
     log = workdir / f"{re.sub(r'[^A-Za-z0-9]+', '_', label)}.log"
-    env = server_env(port, log, WEB_CONCURRENCY=str(workers), **variables)
-    started = time.perf_counter()
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            gunicorn_command("web_service_mlflow.predict:app"), env=env, stdout=sink, stderr=sink
-        )
-    try:
-        while process.poll() is None:
-            try:
-                if requests.post(f"http://127.0.0.1:{port}/predict", json=RIDE, timeout=2).ok:
-                    return time.perf_counter() - started
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"{label}: gunicorn exited {process.returncode}\n{log.read_text()}")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    started = servers.start("web_service_mlflow.predict:app", log, WEB_CONCURRENCY=str(workers), **variables)
+    started.stop()
+    return started.seconds_to_first_prediction
 
 
 def copy_default_run(tracking_url: str) -> tuple[str, str]:

@@ -149,11 +149,11 @@ def measure_swap(workdir: Path, tracking_url: str, name: str, first: str, second
                  after_s: float = 6.0, clients: int = 8, **server: Any) -> tuple[SwapFigures, str]:  # fmt: skip
     """Serve @production (version 1 of `name`) under load, move it to version 2; the figures and the log.
 
-    `server`: more `tests.processes.gunicorn` arguments (`user`, `MODEL_CACHE_DIR`).
+    `server`: more `harness.gunicorn.gunicorn` arguments (`user`, `MODEL_CACHE_DIR`).
     """
     from mlflow import MlflowClient
 
-    from tests.processes import gunicorn
+    from harness.gunicorn import gunicorn
 
     registry = MlflowClient(tracking_url)
     registry.set_registered_model_alias(name, "production", "1")

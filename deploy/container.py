@@ -1,8 +1,10 @@
 """Build and run the service's image with Docker when an engine answers, else with podman and buildah.
 
     python -m deploy.container build [--tag ride-duration:latest] [--base-image IMAGE]
+    python -m deploy.container build --target slim --tag ride-duration:slim [--run-id RUN_ID]
 
-`make image` runs this; `make test-image` builds, runs and checks the image (tests/deploy).
+`make image` and `make image-slim` run this; `make test-image` builds, runs and checks both
+images (tests/deploy). The slim target bakes one run in (the embedded one unless --run-id).
 
 Without Docker, buildah builds (chroot isolation: no daemon, no extra privileges) and podman
 runs. When the base image (default python:3.11-slim) is neither local nor pullable, as on a
@@ -61,8 +63,12 @@ class Engine:
     def pull(self, image: str) -> bool:
         return self("pull", image, timeout=600, check=False).returncode == 0
 
-    def build(self, tag: str, base_image: str) -> None:
+    def build(self, tag: str, base_image: str, target: str | None = None, run_id: str | None = None) -> None:
         args = ["--build-arg", f"BASE_IMAGE={base_image}", "-t", tag, "-f", str(REPO / "Dockerfile"), str(REPO)]
+        if run_id:
+            args[:0] = ["--build-arg", f"RUN_ID={run_id}"]
+        if target:
+            args[:0] = ["--target", target]
         if self.builder == "docker":
             run(["docker", "build", *args], env=self.env)
             return
@@ -146,11 +152,13 @@ class Built:
     size_mb: float
 
 
-def build(tag: str = DEFAULT_TAG, wanted_base: str = DEFAULT_BASE, engine: Engine | None = None) -> Built:
+def build(tag: str = DEFAULT_TAG, wanted_base: str = DEFAULT_BASE, engine: Engine | None = None,
+          target: str | None = None, run_id: str | None = None) -> Built:  # fmt: skip
+    """Build the Dockerfile's `target` (default: its last stage, the full image) as `tag`."""
     engine = engine or find_engine()
     started = time.perf_counter()
     base = base_image(engine, wanted_base)
-    engine.build(tag, base)
+    engine.build(tag, base, target, run_id)
     return Built(tag, base, time.perf_counter() - started, engine.image_size_mb(tag))
 
 
@@ -159,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["build"])
     parser.add_argument("--tag", default=DEFAULT_TAG)
     parser.add_argument("--base-image", default=DEFAULT_BASE)
+    parser.add_argument("--target", help="a stage of the Dockerfile: slim (default: the full image)")
+    parser.add_argument("--run-id", help="the run the slim target bakes in (default: the embedded run)")
     args = parser.parse_args(argv)
     try:
-        built = build(args.tag, args.base_image)
+        built = build(args.tag, args.base_image, target=args.target, run_id=args.run_id)
     except ContainerError as error:
         print(f"cannot build the image: {error}", file=sys.stderr)
         return 1

@@ -34,6 +34,16 @@ class Burst:
         with self._lock:
             self.lost.append(detail)
 
+    def wait_answered(self, count: int, timeout: float = 60) -> None:
+        """Wait until `count` requests in all have been answered; fail saying how many were if they never are."""
+        deadline = time.monotonic() + timeout
+        while self.answered < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.answered} of {count} requests answered after {timeout:g} s; lost: {self.lost[:3]}"
+                )
+            time.sleep(0.01)
+
 
 def _client(host: str, port: int, burst: Burst, stopping: threading.Event, deadline: float) -> None:
     while not stopping.is_set() and time.monotonic() < deadline:
@@ -53,18 +63,22 @@ def _client(host: str, port: int, burst: Burst, stopping: threading.Event, deadl
 
 
 def burst_with_stop(host: str, port: int, stop: Callable[[], None], clients: int = 32,
-                    before_stop_s: float = 1.0, limit_s: float = 60) -> Burst:  # fmt: skip
-    """`clients` concurrent clients send requests; `stop()` is called while they do."""
+                    limit_s: float = 60) -> Burst:  # fmt: skip
+    """`clients` concurrent clients send requests; `stop()` is called while they do, once more than
+    `clients` have been answered: the traffic is flowing, whatever the machine's load."""
     burst, stopping = Burst(), threading.Event()
     deadline = time.monotonic() + limit_s
     threads = [threading.Thread(target=_client, args=(host, port, burst, stopping, deadline)) for _ in range(clients)]
     for thread in threads:
         thread.start()
-    time.sleep(before_stop_s)
-    stopping.set()
-    stop()
-    for thread in threads:
-        thread.join()
+    try:
+        burst.wait_answered(clients + 1, timeout=limit_s)
+        stopping.set()
+        stop()
+    finally:
+        stopping.set()
+        for thread in threads:
+            thread.join()
     return burst
 
 

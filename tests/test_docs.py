@@ -14,13 +14,14 @@ FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 
 NAME = r"([A-Z][A-Z0-9_]+)"
-# Reads of one variable named by a literal: env_int(environ, "PORT", ...), os.environ.get("BIND"), _int("PORT", ...)
+# web_service.environment's getters, the one way the code reads a variable (tests/test_environment.py).
+GETTERS = r"\benv_(?:int|str|bool|float|choice|tokens)\("
+# Reads of one variable named by a literal: env_int(environ, "PORT", ...), environ.get("HOME"), "X" in environ
 LITERAL_READS = [
-    re.compile(r"\benv_(?:int|str|bool|float|tokens)\(\s*\w+,\s*\"" + NAME + '"'),
+    re.compile(GETTERS + r"\s*[\w.]+(?:\(\))?,\s*\"" + NAME + '"'),  # env_str(read(), "NAME") too
     re.compile(r"\benviron(?:\.get|\.setdefault|\.pop)?\(\s*\"" + NAME + '"'),
     re.compile(r"\benviron\[\s*\"" + NAME + r"\"\s*\]"),
     re.compile(r"\"" + NAME + r"\"\s+(?:not\s+)?in\s+(?:os\.)?environ\b"),
-    re.compile(r"\b_(?:int|bool)\(\s*[\"']" + NAME + "[\"']"),
     re.compile(r"\bprofile_setting\(\s*\w+,\s*\"" + NAME + '"'),
 ]
 DEFAULT_ARGUMENT = re.compile(r"\bname: str = \"" + NAME + '"')  # def profile_setting(environ, name="DRIFT_PROFILE")
@@ -28,20 +29,21 @@ DEFAULT_ARGUMENT = re.compile(r"\bname: str = \"" + NAME + '"')  # def profile_s
 CONSTANT = re.compile(r"^([A-Z][A-Z0-9_]*)\s*=\s*([\"({].*)$", re.M)
 ROLES = re.compile(r"^ROLES\s*=\s*\(([^)]*)\)", re.M)
 ROLE_NAME = re.compile(r"f\"\{role\}_" + NAME + '"')
-ENV_READ = re.compile(r"\benviron\b|\benv_(?:int|str|bool|float|tokens)\(")
+ENV_READ = re.compile(r"\benviron\b|" + GETTERS)
 
 # Keys of a WSGI request's environ, which the code reads under the same name: not environment variables.
 WSGI_KEYS = {"CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_X_REQUEST_ID", "PATH_INFO", "REQUEST_METHOD"}
 # Read by the code, but settings of the system or of other tools, not of this service.
 NOT_OURS = {
     "HOME": "only shortens paths to ~ in what /model and the logs show",
-    "TMPDIR": "where batch output stages a part file before it is uploaded: the system's temporary folder",
     "JAVA_HOME": "batch's Spark engine checks that a Java is there; Spark's own variable",
     "PYSPARK_PYTHON": "batch's Spark engine defaults it to its own interpreter; Spark's own variable",
     "PYSPARK_GATEWAY_PORT": "set by spark-submit; batch reads it to know it was submitted",
 }
-# Documented in docs/settings.md because users set them, but read by libraries (boto3), not by our code.
-READ_BY_LIBRARIES = {"AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"}
+# Documented in docs/settings.md because users set them, but read by libraries, not by our code: boto3's,
+# and MLflow's HTTP client's, whose defaults web_service_mlflow.sources lowers (MLFLOW_CLIENT_DEFAULTS).
+READ_BY_LIBRARIES = {"AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                     "MLFLOW_HTTP_REQUEST_TIMEOUT"}  # fmt: skip
 
 
 def markdown_files() -> list[Path]:
@@ -123,15 +125,18 @@ ROLES = ("CANARY", "SHADOW")
 WATCHED = ("A_VAR", "B_VAR")
 LONE = "LONE_VAR"
 IDLE = "NOT_READ"
-x = env_int(environ, "INT_VAR", 1) or os.environ.get("GET_VAR") or os.environ["ITEM_VAR"] or _bool("BOOL_VAR", 1)
+x = env_int(environ, "INT_VAR", 1) or os.environ.get("GET_VAR") or os.environ["ITEM_VAR"]
+y = env_bool(ENV, "BOOL_VAR", 1)
+level = env_choice(environ, "CHOICE_VAR", "info", LEVELS) or env_str(read(), "NOW_VAR")
 uri = env_str(environ, f"{role}_MODEL_URI")
 for name in WATCHED:
     environ.get(name)
 os.environ.get(LONE)
 if "IN_VAR" in os.environ: pass
 """
-    assert names_read(text) == {"INT_VAR", "GET_VAR", "ITEM_VAR", "BOOL_VAR", "CANARY_MODEL_URI", "SHADOW_MODEL_URI",
-                                "A_VAR", "B_VAR", "LONE_VAR", "IN_VAR"}  # fmt: skip
+    assert names_read(text) == {"INT_VAR", "GET_VAR", "ITEM_VAR", "BOOL_VAR", "CHOICE_VAR", "NOW_VAR",
+                                "CANARY_MODEL_URI", "SHADOW_MODEL_URI", "A_VAR", "B_VAR", "LONE_VAR",
+                                "IN_VAR"}  # fmt: skip
 
 
 def test_every_variable_the_code_reads_is_documented_in_settings():

@@ -3,34 +3,37 @@
     python -m web_service.healthcheck
 
 Standard library only and no import of the app, so it costs a container a few milliseconds. It
-asks the port the server binds (BIND, else PORT, else 9696) on the loopback address.
+asks the port the server binds (web_service.serve.bind_address: BIND, else PORT, else 9696) on the
+loopback address.
 """
 
 from __future__ import annotations
 
 import http.client
-import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 
-DEFAULT_PORT = 9696
+from web_service.environment import Environ, read
+from web_service.errors import SettingsError
+from web_service.serve import bind_address
 
 
-def ready_url(environ: Mapping[str, str]) -> str:
-    """Where this host's server answers /ready, from the same variables gunicorn.conf.py reads."""
-    bind = environ.get("BIND", "").strip()
-    port = bind.rsplit(":", 1)[1] if ":" in bind else environ.get("PORT", "").strip() or str(DEFAULT_PORT)
-    return f"http://127.0.0.1:{port}/ready"
+def ready_url(environ: Environ) -> str:
+    """Where this host's server answers /ready: the port of the address gunicorn.conf.py binds."""
+    return f"http://127.0.0.1:{bind_address(environ).rsplit(':', 1)[-1]}/ready"
 
 
 def main() -> int:
-    url = ready_url(os.environ)
+    try:
+        url = ready_url(read())
+    except SettingsError as error:  # a PORT the server would have refused too
+        print(f"not ready: {error.message}", file=sys.stderr)
+        return 1
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return 0 if response.status == 200 else 1
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:  # also a PORT that is not a number
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         print(f"not ready: {url}: {error}", file=sys.stderr)
         return 1
 

@@ -31,6 +31,7 @@ from prometheus_client import (
     values,
 )
 
+from web_service.environment import env_str, read
 from web_service.errors import SettingsError
 from web_service.server import process
 from web_service.server.observe import Answered
@@ -114,13 +115,18 @@ class ServiceMetrics:
 @functools.cache
 def service_metrics() -> ServiceMetrics:
     """The metrics of this process, created on first use; fails naming an unusable metrics folder."""
-    folder = os.environ.get(MULTIPROC_DIR)
+    folder = metrics_folder()
     if folder:
         ensure_folder(folder)
         # prometheus-client asks os.getpid() (a system call) on every update to notice a fork; the
         # process module knows it without asking. Set before the metrics are created.
         values.ValueClass = values.MultiProcessValue(process_identifier=process.pid)
     return ServiceMetrics()
+
+
+def metrics_folder() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR: where this process's counts go (gunicorn.conf.py sets it for a server); None: here."""
+    return env_str(read(), MULTIPROC_DIR)
 
 
 def ensure_folder(folder: str) -> None:
@@ -258,7 +264,7 @@ def _ready_again_in_worker() -> None:
     # The first update in a forked worker starts the worker's own file with every inherited value
     # at 0 (prometheus-client's fork handling): "ready" would read 0 under "livemin" while the app,
     # built before the fork (GUNICORN_PRELOAD), serves. Runs after process.pid is renewed.
-    if _ready is not None and MULTIPROC_DIR in os.environ:
+    if _ready is not None and metrics_folder():
         service_metrics().ready.set(_ready)
 
 
@@ -267,9 +273,9 @@ os.register_at_fork(after_in_child=_ready_again_in_worker)
 
 def _metrics() -> Response:
     PENDING.flush()  # this worker's own counts are exact; the others' at most FLUSH_SECONDS late
-    if MULTIPROC_DIR in os.environ:
+    if folder := metrics_folder():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, folder)
     else:
         from prometheus_client import REGISTRY as registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

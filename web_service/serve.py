@@ -10,51 +10,107 @@ PATH (and is no Gunicorn option or app) replaces this process, as official image
 
 Plain `gunicorn` reads WEB_CONCURRENCY itself, with int(), when its settings module is imported:
 before ./gunicorn.conf.py runs, so `WEB_CONCURRENCY=abc` (or set but empty) ends in a traceback
-that no config file can prevent. This launcher checks every number and switch gunicorn.conf.py
-reads, then runs Gunicorn in this process exactly as the `gunicorn` command would (same arguments,
-./gunicorn.conf.py from the working directory). Standard library and Gunicorn only, so it costs
-nothing before the checks.
+that no config file can prevent. This launcher makes every read gunicorn.conf.py makes (this
+module's server_settings, which both call), says each that is wrong, then runs Gunicorn in this
+process exactly as the `gunicorn` command would (same arguments, ./gunicorn.conf.py from the
+working directory). Standard library and Gunicorn only, so it costs nothing before the checks;
+the healthcheck asks the address bind_address() gives Gunicorn.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import sys
-from collections.abc import Mapping, MutableMapping, Sequence
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from web_service.environment import Environ, env_bool, env_choice, env_int, env_str, read
+from web_service.errors import SettingsError
 
 DEFAULT_APP = "web_service_mlflow.predict:app"
 # As web_service.startup: Gunicorn's code for an app that cannot be loaded.
 EXIT_STARTUP_FAILED = 3
-# What gunicorn.conf.py reads as whole numbers >= 1, and as true or false.
-WHOLE_NUMBERS = ("PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT", "GUNICORN_GRACEFUL_TIMEOUT",
-                 "GUNICORN_KEEPALIVE")  # fmt: skip
-SWITCHES = ("GUNICORN_PRELOAD", "GUNICORN_CONTROL_SOCKET")
-SWITCH_WORDS = ("1", "true", "yes", "0", "false", "no")
+DEFAULT_PORT = 9696
 LAST_PORT = 65535
+# Gunicorn's levels; the app's logging takes the same words (web_service.startup).
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def problems(environ: Mapping[str, str]) -> list[str]:
-    """One line per server setting that Gunicorn or gunicorn.conf.py could not use; blank means unset."""
+@dataclass(frozen=True)
+class ServerSettings:
+    """What gunicorn.conf.py sets from the environment; this launcher checks the same reads first."""
+
+    bind: str
+    workers: int
+    threads: int
+    timeout: int
+    graceful_timeout: int
+    keepalive: int
+    preload: bool
+    accesslog: str | None
+    loglevel: str
+    control_socket: bool
+
+
+def bind_address(environ: Environ) -> str:
+    """BIND, else all interfaces on PORT (default 9696): where Gunicorn listens and the healthcheck asks."""
+    port = env_int(environ, "PORT", DEFAULT_PORT, maximum=LAST_PORT)  # checked under BIND too, as the server always has
+    return env_str(environ, "BIND") or f"0.0.0.0:{port}"
+
+
+def log_level(environ: Environ) -> str:
+    """LOG_LEVEL, for Gunicorn and the app alike."""
+    return env_choice(environ, "LOG_LEVEL", "info", LOG_LEVELS)
+
+
+def _reads(environ: Environ) -> dict[str, Callable[[], object]]:
+    # Each field's read, so that problems() can try every one and server_settings() stops at the first.
+    return {
+        "bind": lambda: bind_address(environ),
+        "workers": lambda: env_int(environ, "WEB_CONCURRENCY", os.cpu_count() or 1),
+        "threads": lambda: env_int(environ, "GUNICORN_THREADS", 1),
+        "timeout": lambda: env_int(environ, "GUNICORN_TIMEOUT", 30),
+        "graceful_timeout": lambda: env_int(environ, "GUNICORN_GRACEFUL_TIMEOUT", 30),
+        "keepalive": lambda: env_int(environ, "GUNICORN_KEEPALIVE", 5),
+        "preload": lambda: env_bool(environ, "GUNICORN_PRELOAD", True),
+        "accesslog": lambda: env_str(environ, "GUNICORN_ACCESSLOG"),
+        "loglevel": lambda: log_level(environ),
+        "control_socket": lambda: env_bool(environ, "GUNICORN_CONTROL_SOCKET", False),
+    }
+
+
+def server_settings(environ: Environ) -> ServerSettings:
+    """The server settings; SettingsError names the first that is wrong."""
+    return ServerSettings(**{field: read_field() for field, read_field in _reads(environ).items()})
+
+
+def problems(environ: Environ) -> list[str]:
+    """One line per server setting that gunicorn.conf.py would refuse; blank means unset."""
     found = []
-    for name in WHOLE_NUMBERS:
-        raw = environ.get(name, "").strip()
-        highest = LAST_PORT if name == "PORT" else None
-        if raw and not _whole_number(raw, highest):
-            found.append(f"{name} must be a whole number {f'from 1 to {highest}' if highest else '>= 1'}, got {raw!r}")
-    for name in SWITCHES:
-        raw = environ.get(name, "").strip()
-        if raw and raw.lower() not in SWITCH_WORDS:
-            found.append(f"{name} must be true or false (1 or 0, yes or no), got {raw!r}")
+    for read_field in _reads(environ).values():
+        try:
+            read_field()
+        except SettingsError as error:
+            found.append(error.message)
     return found
 
 
-def _whole_number(raw: str, highest: int | None) -> bool:
-    try:
-        value = int(raw) if raw.isdigit() else 0  # int() alone would take "+3", "3_0" and " 3"
-    except ValueError:  # isdigit() holds for superscripts, which int() refuses
-        return False
-    return value >= 1 and (highest is None or value <= highest)
+@functools.cache  # gunicorn.conf.py runs again on SIGHUP: this module stays imported, and so does the folder
+def own_metrics_folder() -> str:
+    """A fresh metrics folder for this server, removed when its master exits."""
+    folder = tempfile.mkdtemp(prefix="ride-duration-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    master = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == master:  # forked workers inherit the handler; only the master may remove the folder
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove)
+    return folder
 
 
 def command(args: Sequence[str]) -> str | None:
@@ -64,26 +120,31 @@ def command(args: Sequence[str]) -> str | None:
     return shutil.which(args[0])
 
 
-def main(argv: Sequence[str] | None = None, environ: MutableMapping[str, str] = os.environ) -> int:
+def main(argv: Sequence[str] | None = None, environ: Environ | None = None) -> int:
     """Check the settings, then become Gunicorn (which exits by itself); 3 if a setting is wrong."""
     given = list(sys.argv[1:] if argv is None else argv)
     program = command(given)
     if program is not None:
         os.execv(program, given)
+    environ = read() if environ is None else environ
     found = problems(environ)
     for line in found:
         print(f"cannot start: {line}", file=sys.stderr)
     if found:
         return EXIT_STARTUP_FAILED
-    if "WEB_CONCURRENCY" in environ and not environ["WEB_CONCURRENCY"].strip():
-        del environ["WEB_CONCURRENCY"]  # blank is unset here, as everywhere; Gunicorn's int("") would fail
     args = given or [DEFAULT_APP]
+    module = __spec__.name if __spec__ else "web_service.serve"
+    if "WEB_CONCURRENCY" in environ and env_str(environ, "WEB_CONCURRENCY") is None:
+        # Blank is unset here, as everywhere, but Gunicorn's settings module runs int(WEB_CONCURRENCY)
+        # on import: start again with an environment that leaves it out (this one is not written).
+        unset = {name: value for name, value in environ.items() if name != "WEB_CONCURRENCY"}
+        os.execve(sys.executable, [sys.executable, "-m", module, *args], unset)
     from gunicorn.app.wsgiapp import WSGIApplication
 
     sys.argv = ["gunicorn", *args]  # what Gunicorn parses its arguments from, as it is built
     server = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn")
     # What a re-exec (USR2, a binary upgrade) starts again: `python -m web_service.serve <args>`.
-    sys.argv = ["-m", __spec__.name if __spec__ else "web_service.serve", *args]
+    sys.argv = ["-m", module, *args]
     server.run()
     return 0
 

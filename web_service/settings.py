@@ -1,4 +1,4 @@
-"""Settings read once from the environment at start and checked there.
+"""Settings read once from the environment at start and checked there (web_service.environment reads it).
 
 A wrong value fails start-up with a message naming the variable and what it should be, rather
 than surfacing later as a failed request.
@@ -6,76 +6,15 @@ than surfacing later as a failed request.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from web_service.drift import Profile, Thresholds, profile_setting
+from web_service.environment import Environ, env_bool, env_float, env_int, env_str, env_tokens
 from web_service.errors import SettingsError
 from web_service.livedrift import LiveDriftSettings
 from web_service.predictionlog import check_appendable
-
-Environ = Mapping[str, str]
-# As gunicorn.conf.py reads its own switches (GUNICORN_PRELOAD).
-TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
-
-
-def env_int(environ: Environ, name: str, default: int, minimum: int = 1) -> int:
-    """Read a whole number of at least `minimum`, or fail naming the variable."""
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise SettingsError(f"{name} must be a whole number >= {minimum}, got {raw!r}")
-    return value
-
-
-def env_bool(environ: Environ, name: str, default: bool) -> bool:
-    """Read true or false (also 1 or 0, yes or no), or fail naming the variable."""
-    raw = environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in TRUE_WORDS + FALSE_WORDS:
-        return raw in TRUE_WORDS
-    raise SettingsError(f"{name} must be true or false, got {environ[name]!r}")
-
-
-def env_float(environ: Environ, name: str, default: float, minimum: float = 0.0) -> float:
-    """Read a number above `minimum`, or fail naming the variable."""
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not value > minimum or not math.isfinite(value):
-        raise SettingsError(f"{name} must be a number above {minimum:g}, got {raw!r}")
-    return value
-
-
-def env_str(environ: Environ, name: str) -> str | None:
-    """Read a string; unset and blank both mean "not given"."""
-    value = environ.get(name, "").strip()
-    return value or None
-
-
-def env_tokens(environ: Environ, name: str) -> tuple[str, ...]:
-    """Read comma-separated tokens; a value holding none (" , ") must not quietly mean "no check"."""
-    raw = environ.get(name, "")
-    tokens = tuple(token.strip() for token in raw.split(",") if token.strip())
-    if raw.strip() and not tokens:
-        raise SettingsError(
-            f"{name} holds no token, got {raw!r}: set one token, or several separated by commas "
-            f"(unset {name} to leave /predict open)"
-        )
-    return tokens
 
 
 @dataclass(frozen=True)
@@ -134,7 +73,7 @@ def model_cache_dir(environ: Environ) -> Path:
     configured = env_str(environ, "MODEL_CACHE_DIR")
     if configured:
         return Path(configured)
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    base = env_str(environ, "XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(base) / "ride-duration" / "models"
 
 

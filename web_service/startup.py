@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable, Mapping
 
 from flask import Flask
 
 from web_service.app import create_app
-from web_service.errors import StartupError
+from web_service.environment import read
+from web_service.errors import SettingsError, StartupError
 from web_service.lineup import Lineup
 from web_service.metrics import service_metrics
 from web_service.predictor import Predictor
 from web_service.redact import display_roots
+from web_service.serve import log_level
 from web_service.settings import AppSettings
 from web_service.views import is_ready, serving
 
@@ -30,26 +31,28 @@ WatchFactory = Callable[[Mapping[str, str], Flask], object | None]
 WATCH = "model_watch"  # the app.extensions key of the app's watch
 
 
-def configure_logging() -> None:
-    """Log to stderr once, in the format Gunicorn uses, unless something configured it first."""
-    if logging.getLogger().handlers:
-        return
-    name = os.environ.get("LOG_LEVEL", "INFO").upper()
-    level = logging.getLevelNamesMapping().get(name)
-    logging.basicConfig(
-        level=level if level is not None else logging.INFO,
-        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if level is None:
-        logger.warning("LOG_LEVEL=%s is not a log level (DEBUG, INFO, WARNING, ERROR); using INFO", name)
+def configure_logging(environ: Mapping[str, str]) -> None:
+    """Log to stderr, in the format Gunicorn uses, at LOG_LEVEL, unless something configured logging first.
+
+    A LOG_LEVEL that is no level (gunicorn.conf.py refuses it too) raises SettingsError, once logging
+    is set up at INFO to say so.
+    """
+    try:
+        level = log_level(environ)
+    except SettingsError:
+        level = "info"
+        raise
+    finally:
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                                format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")  # fmt: skip
 
 
 def build_app(load: Loader, environ: Mapping[str, str] | None = None, watch: WatchFactory | None = None) -> Flask:
     """Load settings and model once; on failure log why and exit, never serve half-alive."""
-    configure_logging()
-    environ = os.environ if environ is None else environ
+    environ = read() if environ is None else environ
     try:
+        configure_logging(environ)
         service_metrics()  # an unusable PROMETHEUS_MULTIPROC_DIR fails here, before a model is loaded for nothing
         app = make_app(load, environ)
         if watch is not None:

@@ -29,6 +29,7 @@ from web_service.settings import AppSettings
 from web_service.trust import granting
 from web_service_mlflow.flavor import load_run_model, training_record
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT, PROFILE_FILE, REFERENCE_ARTIFACT
+from web_service_mlflow.needs import tracking_client
 from web_service_mlflow.retry import TransientError, with_retries
 from web_service_mlflow.settings import ModelSettings, SourceKind, canary_percent, role_environ
 from web_service_mlflow.sources import (
@@ -86,6 +87,8 @@ def _role_model(environ: Mapping[str, str] | None, role: str) -> Predictor | Non
 
 
 def make_source(settings: ModelSettings) -> Source:
+    if settings.kind in (SourceKind.REGISTRY, SourceKind.TRACKING):
+        tracking_client(settings.tracking_uri)  # a tracking database needs what the serving install leaves out
     wanted = Wanted(settings.run_id, settings.artifact_path, settings.model_id)
     match settings.kind:
         case SourceKind.REGISTRY:

@@ -14,25 +14,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import pandas as pd
-import requests
+from web_service.environment import read
+from web_service_mlflow.needs import MissingPackage, missing
 
-from web_service.errors import InvalidRequest
-from web_service.features import RIDE_FIELDS, prepare_features_frame
-from web_service.predictor import DictPipeline
-from web_service.schema import parse_rides
-from web_service.trust import granting
-from web_service_mlflow.commands import run_command
-from web_service_mlflow.data import read_rides
-from web_service_mlflow.loader import load_predictor
-from web_service_mlflow.settings import ModelSettings
+try:
+    import pandas as pd
+    import requests
+
+    from web_service.errors import InvalidRequest
+    from web_service.features import RIDE_FIELDS, prepare_features_frame
+    from web_service.predictor import DictPipeline
+    from web_service.schema import parse_rides
+    from web_service.trust import granting
+    from web_service_mlflow.commands import run_command
+    from web_service_mlflow.data import read_rides
+    from web_service_mlflow.loader import load_predictor
+    from web_service_mlflow.settings import ModelSettings
+except (ModuleNotFoundError, MissingPackage) as error:  # a category `make run` leaves out: say which
+    raise missing(error, "python -m web_service_mlflow.parity", "batch") from None
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args(argv)
 
-    settings = ModelSettings.from_env(os.environ)
+    settings = ModelSettings.from_env(read())
     with granting(settings.trust):
         predictor = load_predictor(settings)
     frame = read_rides(args.rides).iloc[: args.limit]

@@ -28,9 +28,10 @@ from enum import Enum
 from pathlib import Path
 
 from web_service.drift import Profile, profile_setting
+from web_service.environment import Environ, env_int, env_str
 from web_service.errors import SettingsError
 from web_service.redact import redact_uri
-from web_service.settings import AppSettings, Environ, env_int, env_str, model_cache_dir
+from web_service.settings import AppSettings, model_cache_dir
 from web_service.trust import Trust
 from web_service_mlflow.layout import DEFAULT_RUN_FILE, LOCAL_STORE
 

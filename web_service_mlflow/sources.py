@@ -10,7 +10,6 @@ run's `preprocessor/` and `reference/` artifacts into a folder. Failures come ou
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from web_service.environment import env_str, read
 from web_service.errors import ModelLoadError
 from web_service.redact import redact, redact_uri
 from web_service_mlflow.layout import MODEL_ARTIFACT, PREPROCESSOR_ARTIFACT, REFERENCE_ARTIFACT
@@ -29,7 +29,7 @@ from web_service_mlflow.stores import ArtifactStore, FolderStore, Found, find_lo
 
 MODEL_URI_PATTERN = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
 # Our own retry loop decides how long to wait; MLflow's default is 7 retries with backoff.
-MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": 0, "MLFLOW_HTTP_REQUEST_TIMEOUT": 15}
 TRANSIENT_MLFLOW_CODES = {
     "TEMPORARILY_UNAVAILABLE",
     "DEADLINE_EXCEEDED",
@@ -301,10 +301,13 @@ def _download_model(tracking_uri: str, model: ResolvedModel, dest: Path) -> None
 
 
 def _import_mlflow():
-    for name, value in MLFLOW_CLIENT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    # MLflow reads these settings only from the environment, through its variable objects, whose
+    # defaults apply when a variable is unset: the service changes the defaults, not the environment.
+    import mlflow.environment_variables as variables
     from mlflow import MlflowClient
 
+    for name, value in MLFLOW_CLIENT_DEFAULTS.items():
+        getattr(variables, name).default = value
     return MlflowClient
 
 
@@ -325,7 +328,7 @@ def s3_client():
     from botocore.config import Config
 
     # MLflow's variable first, as MLflow itself honours it; boto3 reads AWS_ENDPOINT_URL_S3 itself.
-    endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None
+    endpoint = env_str(read(), "MLFLOW_S3_ENDPOINT_URL")
     config = Config(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 1, "mode": "standard"})
     # A session of its own reads the credential chain as the environment stands now.
     return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)

@@ -18,26 +18,31 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.metrics import mean_absolute_error, root_mean_squared_error
-from sklearn.pipeline import Pipeline
+from web_service_mlflow.needs import MissingPackage, missing
 
-from web_service.drift import Profile
-from web_service.features import FEATURE_NAMES, prepare_features_frame
-from web_service.predictor import Predictor
-from web_service_mlflow.commands import run_command
-from web_service_mlflow.data import read_rides
-from web_service_mlflow.layout import (
-    MODEL_ARTIFACT,
-    PLOT_ARTIFACT,
-    PREPROCESSOR_ARTIFACT,
-    PROFILE_FILE,
-    REFERENCE_ARTIFACT,
-)
-from web_service_mlflow.reference import profile_json, profile_of_file
+try:
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+    from sklearn.pipeline import Pipeline
+
+    from web_service.drift import Profile
+    from web_service.features import FEATURE_NAMES, prepare_features_frame
+    from web_service.predictor import Predictor
+    from web_service_mlflow.commands import run_command
+    from web_service_mlflow.data import read_rides
+    from web_service_mlflow.layout import (
+        MODEL_ARTIFACT,
+        PLOT_ARTIFACT,
+        PREPROCESSOR_ARTIFACT,
+        PROFILE_FILE,
+        REFERENCE_ARTIFACT,
+    )
+    from web_service_mlflow.reference import profile_json, profile_of_file
+except (ModuleNotFoundError, MissingPackage) as error:  # a category `make run` leaves out: say which
+    raise missing(error, "python -m web_service_mlflow.train", "train") from None
 
 logger = logging.getLogger("web_service_mlflow.train")
 

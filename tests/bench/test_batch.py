@@ -11,6 +11,8 @@ import pytest
 from bench import batch
 from tests.conftest import write_trips
 
+pytestmark = pytest.mark.slow  # the batch benchmark's children, in subprocesses
+
 LIMITS = batch.Limits(memory_gb=2.0, timeout_s=60.0)
 
 

@@ -15,6 +15,8 @@ from tests.web_service_mlflow.batch.conftest import tlc_table
 from web_service import drift
 from web_service.drift import Thresholds
 
+pytestmark = pytest.mark.slow  # the drift benchmark and the monitor command
+
 ZONES = np.arange(1, 266)
 ZONE_SHARES = np.random.default_rng(7).permutation(1.0 / ZONES**1.1)  # skewed, as in the TLC months
 ZONE_SHARES /= ZONE_SHARES.sum()

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bench import wrk
-from tests.processes import process_tree, total_pss_mb
+from harness.processes import process_tree, total_pss_mb
 
 # wrk 4.1's report for `wrk -t2 -c32 -d10s --latency -s post.lua URL`, as printed.
 REPORT = """Running 10s test @ http://127.0.0.1:40000/predict

@@ -12,6 +12,8 @@ from deploy import beanstalk
 from tests.conftest import REPO
 from web_service.settings import AppSettings
 
+pytestmark = pytest.mark.slow  # source bundles built from the repo, zipped
+
 NEEDED_TOP_LEVEL = {
     ".dockerignore", ".ebextensions", ".platform", "Dockerfile", "Pipfile", "Pipfile.lock",
     "gunicorn.conf.py", "mlruns", "test.py", "web_service", "web_service_mlflow",

@@ -31,6 +31,8 @@ from tests.conftest import REPO
 from web_service.serve import problems
 from web_service_mlflow.settings import ModelSettings, SourceKind
 
+pytestmark = pytest.mark.slow  # kubectl and kubernetes-validate, in subprocesses
+
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("staging", "production")
 KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33")

@@ -16,16 +16,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from harness.gunicorn import Server
+from harness.processes import as_user, free_port
 from tests.conftest import REPO
 from tests.deploy.test_k8s import MARGIN_S, container_env, emptydir_mounts, render
-from tests.processes import Server, free_port
+from tests.privileges import needs_root
 
 pytestmark = pytest.mark.e2e
 IMAGE_UID = 10001
@@ -65,10 +66,9 @@ def server(pod, tmp_path_factory) -> Iterator[Server]:
     env, _ = pod
     port = free_port()
     log = tmp_path_factory.mktemp("k8s-serve") / "server.log"
-    as_image_user = ["setpriv", f"--reuid={IMAGE_UID}", f"--regid={IMAGE_UID}", "--clear-groups", "--inh-caps=-all"]
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [*(as_image_user if os.geteuid() == 0 else []), sys.executable, "-m", "web_service.serve"],
+            [*as_user(IMAGE_UID if os.geteuid() == 0 else None), sys.executable, "-m", "web_service.serve"],
             cwd=REPO, env=env | {"BIND": f"127.0.0.1:{port}"}, stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     running = Server(f"http://127.0.0.1:{port}", process, log)
@@ -88,10 +88,11 @@ def test_the_service_with_the_staging_pods_environment_answers_ready(server):
     assert answer.json()["status"] == "ready"
 
 
+@needs_root(f"(CAP_SETUID, CAP_SETGID) to run the server as the image's uid {IMAGE_UID}")
 def test_it_runs_as_the_images_user(server):
     status = dict(line.split(":", 1) for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines())
 
-    assert int(status["Uid"].split()[1]) == (IMAGE_UID if os.geteuid() == 0 else os.geteuid())
+    assert int(status["Uid"].split()[1]) == IMAGE_UID
     assert int(status["CapEff"], 16) == 0
 
 
@@ -115,8 +116,8 @@ def test_it_keeps_its_model_cache_and_metrics_in_their_emptydirs(server, pod):
 def test_sigterm_stops_it_within_the_grace_period_left_after_the_pre_stop_pause(server, pod):
     # Last: it stops the module's server. The kubelet sends SIGTERM once the preStop sleep is over.
     env, _ = pod
-    started = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
 
+    # The kubelet's bound (its SIGKILL comes after the grace period), far above the second or so an
+    # idle server takes to stop: wait() fails the test past it.
     assert server.process.wait(timeout=int(env["GUNICORN_GRACEFUL_TIMEOUT"]) + MARGIN_S) == 0
-    assert time.monotonic() - started < int(env["GUNICORN_GRACEFUL_TIMEOUT"]) + MARGIN_S

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import pytest
 import requests
 
+from harness.gunicorn import gunicorn
+from harness.processes import free_port, wait_answering
 from tests.conftest import REPO
-from tests.processes import free_port, gunicorn
 
 pytestmark = pytest.mark.e2e
 PLATFORM = REPO / ".platform" / "nginx" / "conf.d"
@@ -61,13 +61,8 @@ def proxied(tmp_path_factory):
         process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf")])
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    requests.get(f"{url}/health", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
+            wait_answering(process, lambda: requests.get(f"{url}/health", timeout=2).ok, "nginx",
+                           lambda: (workdir / "error.log").read_text(errors="replace"), 20, every=0.1)  # fmt: skip
             yield url
         finally:
             process.terminate()

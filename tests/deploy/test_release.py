@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,10 +23,11 @@ from botocore.stub import ANY, Stubber
 
 from deploy import release
 from deploy.release import Environment, Record, ReleaseError, SettingError, Timing
+from harness.backends import s3_server
+from harness.gunicorn import gunicorn
+from harness.processes import free_port, wait_answering
 from tests.conftest import REPO
 from tests.deploy.test_nginx import nginx_conf
-from tests.integration.servers import s3_server
-from tests.processes import free_port, gunicorn
 
 APP = "web_service_mlflow.predict:app"
 STAGING = "ride-duration-staging"
@@ -99,9 +99,9 @@ def beanstalk_nginx(workdir, upstream: str):
     process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf")])
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "cannot reach" in (release.ready_problem(url, timeout=1) or ""):
-            time.sleep(0.1)
+        # nginx answers, whatever its upstream says.
+        wait_answering(process, lambda: "cannot reach" not in (release.ready_problem(url, timeout=2) or ""), "nginx",
+                       lambda: (workdir / "error.log").read_text(errors="replace"), 20, every=0.1)  # fmt: skip
         yield url
     finally:
         process.terminate()

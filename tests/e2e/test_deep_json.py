@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.processes import gunicorn
+from harness.gunicorn import gunicorn
 
 pytestmark = pytest.mark.e2e
 MLFLOW_APP = "web_service_mlflow.predict:app"

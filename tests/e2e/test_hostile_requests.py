@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from harness.gunicorn import gunicorn
 from tests.conftest import SUMMARY
-from tests.processes import gunicorn
 
 pytestmark = pytest.mark.e2e
 CORPUS = Path(__file__).resolve().parent / "hostile" / "corpus.jsonl"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.lineup import canary_split
-from tests.processes import gunicorn, run_until_exit
+from harness.gunicorn import gunicorn, run_until_exit
+from harness.processes import wait_until
 from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.settings import default_run_id
@@ -30,11 +30,21 @@ def samples(url: str, name: str) -> dict[str, float]:
             for s in f.samples if s.name == name}  # fmt: skip
 
 
+def samples_adding_up_to(url: str, name: str, total: float) -> dict[str, float]:
+    """The metric's samples once they add up to `total`: each worker writes its counts every second."""
+
+    def counted() -> dict[str, float] | None:
+        found = samples(url, name)
+        return found if sum(found.values()) >= total else None
+
+    return wait_until(counted, f"{name} to add up to {total:g}", timeout=30)
+
+
 def test_a_canary_answers_its_share_of_10000_requests_and_a_key_sticks_across_workers(tmp_path):
     with gunicorn(APP, tmp_path / "canary.log", CANARY_MODEL_URI=OTHER_NAME, CANARY_PERCENT="10") as server:
         split = canary_split(server.url)
-        time.sleep(1.5)  # each worker writes its counts every second
-        counted = samples(server.url, "ride_duration_predicted_minutes_count")
+        every_ride = split["requests"] + 3 * split["keys"]
+        counted = samples_adding_up_to(server.url, "ride_duration_predicted_minutes_count", every_ride)
         log = server.output()
     print(split)
 
@@ -51,8 +61,7 @@ def test_the_shadow_scores_every_ride_logs_it_and_never_answers(tmp_path):
     log = tmp_path / "predictions.jsonl"
     with gunicorn(APP, tmp_path / "shadow.log", SHADOW_MODEL_URI=OTHER_NAME, PREDICTION_LOG=str(log)) as server:
         answers = [requests.post(f"{server.url}/predict", json=RIDES, timeout=10).json() for _ in range(20)]
-        time.sleep(1.5)
-        differences = samples(server.url, "ride_duration_shadow_abs_diff_minutes_count")
+        differences = samples_adding_up_to(server.url, "ride_duration_shadow_abs_diff_minutes_count", 40)
         shown = requests.get(f"{server.url}/model", timeout=10).json()
 
     assert {answer["model_version"] for batch in answers for answer in batch} == {RUN}

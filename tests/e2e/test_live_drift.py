@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import requests
 
+from harness.gunicorn import gunicorn
+from harness.processes import wait_until
 from tests.conftest import make_rides
-from tests.processes import gunicorn
 from web_service_mlflow.parity import post_all
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +25,12 @@ def values(text: str, name: str) -> dict[str, float]:
     return {labels: float(value) for labels, value in re.findall(rf"^{name}(\{{.*?\}})? (\S+)$", text, re.MULTILINE)}
 
 
+def drift_scraped(url: str) -> str | None:
+    """/metrics once it holds a drift comparison."""
+    text = scrape(url)
+    return text if values(text, "ride_duration_drift_detected") else None
+
+
 def test_two_preloaded_workers_report_ready_and_their_drift(tmp_path):
     # Rides spread evenly over 265 zones, unlike January's pickups: the drift is real.
     rides = make_rides(4000, seed=21)
@@ -33,9 +39,8 @@ def test_two_preloaded_workers_report_ready_and_their_drift(tmp_path):
         server.wait_output("Booting worker", count=2)
         ready = values(scrape(server.url), "ride_duration_ready")  # before any prediction: the fork's reset
         post_all(f"{server.url}/predict", rides, concurrency=4)
-        deadline = time.monotonic() + 10
-        while not values(text := scrape(server.url), "ride_duration_drift_detected") and time.monotonic() < deadline:
-            time.sleep(0.2)
+        # Each worker compares its window every 0.5 s and writes its gauges every second.
+        text = wait_until(lambda: drift_scraped(server.url), "a drift comparison in /metrics", timeout=60)
         log = server.output()
 
     assert ready == {"": 1.0}

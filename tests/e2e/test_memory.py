@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
+from harness.gunicorn import gunicorn
+from harness.processes import total_pss_mb
 from tests.conftest import SUMMARY
-from tests.processes import gunicorn, total_pss_mb
 
 pytestmark = pytest.mark.e2e
 APP = "web_service_mlflow.predict:app"

@@ -6,7 +6,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import gunicorn, run_until_exit
+from harness.gunicorn import gunicorn, run_until_exit
 from web_service.startup import EXIT_STARTUP_FAILED
 
 pytestmark = pytest.mark.e2e

@@ -11,9 +11,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.fixtures import FIXTURES
+from harness.gunicorn import gunicorn, run_until_exit
+from harness.processes import free_port
 from tests.conftest import REPO
-from tests.fixtures import FIXTURES
-from tests.processes import free_port, gunicorn, run_until_exit
 from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.settings import default_run_id

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import requests
 
-from tests.fixtures import FIXTURES, bits, expected, probe_rides
-from tests.processes import gunicorn, run_until_exit
+from harness.fixtures import FIXTURES, bits, expected, probe_rides
+from harness.gunicorn import gunicorn, run_until_exit
 from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.parity import post_all
 

@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.gunicorn import Server, gunicorn_command, server_env
+from harness.processes import free_port
 from tests.conftest import REPO
-from tests.processes import Server, free_port, gunicorn_command, server_env
 
 pytestmark = pytest.mark.e2e
 MLFLOW_APP = "web_service_mlflow.predict:app"

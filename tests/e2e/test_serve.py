@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import requests
 
+from harness.gunicorn import gunicorn, run_until_exit
 from tests.conftest import REPO, SMALL_FOREST, make_rides, train_cli
-from tests.processes import gunicorn, run_until_exit
 from web_service.features import prepare_features_frame
 from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.layout import LOCAL_STORE, run_artifacts
@@ -162,13 +162,18 @@ def test_metrics_count_every_request_across_two_workers_within_the_flush_interva
         server.wait_output("Booting worker", count=2)  # /health answered as soon as the first one was up
         post_all(f"{server.url}/predict", rides, concurrency=6)
         done = time.monotonic()
-        while (counted := predict_counts(server.url)) != {"200": 60.0} and time.monotonic() - done < 5:
+        while (counted := predict_counts(server.url)) != {"200": 60.0} and time.monotonic() - done < 30:
             time.sleep(0.1)
         waited = time.monotonic() - done
         workers = {line["pid"] for line in map(json.loads, filter(_is_json, server.output().splitlines()))}
 
     assert counted == {"200": 60.0}
-    assert waited <= FLUSH_SECONDS + 0.5  # each worker writes its counts every FLUSH_SECONDS
+    # Each worker writes its counts every FLUSH_SECONDS from a thread of its own: a speed claim, so a
+    # bound. It took 0.15 s here with the 2 cores shared at a load average of 9 (2026-11-26), and can
+    # take up to FLUSH_SECONDS; the 2 s over it are for a loaded machine's scheduling, and still tell
+    # "every flush interval" from "when a worker exits" (never, here: the loop gives up at 30 s).
+    print(f"\nall 60 counted {waited:.2f} s after the last answer", file=sys.stderr)
+    assert waited <= FLUSH_SECONDS + 2, waited
     assert len(workers) == 2  # both workers answered some of them
 
 

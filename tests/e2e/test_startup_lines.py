@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.gunicorn import Server, gunicorn_command, run_until_exit, server_env
+from harness.processes import as_user, free_port
 from tests.conftest import REPO
-from tests.processes import Server, free_port, run_until_exit, server_env
+from tests.privileges import NOBODY
 from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.layout import LOCAL_STORE, TRACKING_DB
 from web_service_mlflow.settings import default_run_id
 
 pytestmark = pytest.mark.e2e
 MLFLOW_APP = "web_service_mlflow.predict:app"
-NOBODY = 65534
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
 
@@ -70,8 +71,7 @@ def tracking_db() -> Iterator[Path]:
 def start_from_tracking_store(tracking_db: Path, cache: Path, user: int | None = None) -> subprocess.CompletedProcess:
     env = server_env(free_port(), tracking_db, RUN_ID=default_run_id(LOCAL_STORE),
                      MLFLOW_TRACKING_URI=f"sqlite:///{tracking_db}", MODEL_CACHE_DIR=str(cache))  # fmt: skip
-    drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--inh-caps=-all"] if user else []
-    command = [*drop, sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), MLFLOW_APP]
+    command = [*as_user(user), *gunicorn_command(MLFLOW_APP)]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -134,7 +134,7 @@ def test_the_launcher_says_each_wrong_server_setting_in_one_line(tmp_path):
         "cannot start: PORT must be a whole number from 1 to 65535, got '99999'",
         "cannot start: WEB_CONCURRENCY must be a whole number >= 1, got 'abc'",
         "cannot start: GUNICORN_TIMEOUT must be a whole number >= 1, got '0'",
-        "cannot start: GUNICORN_PRELOAD must be true or false (1 or 0, yes or no), got 'maybe'",
+        "cannot start: GUNICORN_PRELOAD must be true or false, got 'maybe'",
     ]
 
 

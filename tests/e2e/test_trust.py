@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import requests
 
-from tests.fixtures import bits, expected, probe_rides, store
-from tests.processes import gunicorn, run_until_exit
+from harness.fixtures import bits, expected, probe_rides, store
+from harness.gunicorn import gunicorn, run_until_exit
 from tests.tampered import RUN_ID, sklearn_run, touching_pickle, touching_skops
 from web_service.startup import EXIT_STARTUP_FAILED
 

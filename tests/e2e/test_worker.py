@@ -8,20 +8,27 @@ import os
 import signal
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from harness.gunicorn import gunicorn
 from tests.burst import steady_load
 from tests.conftest import SUMMARY
-from tests.processes import NOBODY, gunicorn, unprivileged
+from tests.privileges import needs_root, unprivileged
 
 pytestmark = pytest.mark.e2e
 APP = "web_service_mlflow.predict:app"
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 BATCH = json.dumps([RIDE] * 1000).encode()
+# What "no normal request waits" is held to. Beside the 50 slow clients a normal prediction took
+# 4-15 ms (median) and at most 35 ms of 20 here, with the 2 cores shared at a load average of 6 to 10
+# (2026-11-26): the bound is about 30 times the worst of those. A worker held by a slow client
+# answers in 30 s (the request timeout) or never. The claim is speed, so a bound, loose on purpose.
+SPEED_BOUND_S = 1.0
 
 
 def address(server) -> tuple[str, int]:
@@ -52,8 +59,8 @@ def test_fifty_slow_senders_keep_no_normal_request_waiting_over_a_second(tmp_pat
         for sock in slow:  # headers started, never finished: each would hold a sync worker
             sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
         try:
-            time.sleep(0.5)
-            answered = answered_within(server.url, 1.0)
+            # No pause needed: the 50 are connected and queued first, so the workers take them first.
+            answered = answered_within(server.url, SPEED_BOUND_S)
         finally:
             for sock in slow:
                 sock.close()
@@ -72,8 +79,10 @@ def test_fifty_clients_that_never_read_their_answers_keep_no_normal_request_wait
                          b"Content-Length: %d\r\n\r\n%s" % (len(BATCH), BATCH))  # fmt: skip
             readers.append(sock)  # an 82 KB answer each, never read
         try:
-            time.sleep(0.5)
-            answered = answered_within(server.url, 1.0)
+            # Once all 50 are answered (1,000 rides each: CPU the normal requests would otherwise queue
+            # behind), their answers wait, unread, while the normal requests come.
+            server.wait_output('"batch_size": 1000', count=50)
+            answered = answered_within(server.url, SPEED_BOUND_S)
         finally:
             for sock in readers:
                 sock.close()
@@ -91,9 +100,9 @@ def read_all(sock: socket.socket) -> bytes:
 
 def test_a_request_that_never_arrives_whole_gets_a_json_408_after_the_timeout(tmp_path):
     with gunicorn(APP, tmp_path / "timeout.log", GUNICORN_TIMEOUT="2") as server:
-        sock = socket.create_connection(address(server), timeout=10)
+        started = time.monotonic()  # before the connection: the worker's clock starts when it accepts it
+        sock = socket.create_connection(address(server), timeout=60)
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-        started = time.monotonic()
         answer = read_all(sock)
         waited = time.monotonic() - started
         sock.close()
@@ -102,7 +111,9 @@ def test_a_request_that_never_arrives_whole_gets_a_json_408_after_the_timeout(tm
     assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert json.loads(body) == {"error": {"code": "request_timeout", "details": [],
                                           "message": "the request did not arrive whole within 2 s"}}  # fmt: skip
-    assert 1.5 < waited < 5
+    # Not before the timeout: no load can make this shorter. How much later is not the claim (a loaded
+    # machine delays it), and the body above says which path answered.
+    assert waited >= 2 - 0.01
 
 
 def test_a_client_that_expects_100_continue_is_told_to_send_its_body(tmp_path):
@@ -121,45 +132,60 @@ def test_a_client_that_expects_100_continue_is_told_to_send_its_body(tmp_path):
     assert b'"duration":45.50965007660852' in answer
 
 
-@pytest.fixture(params=["root", "unprivileged"])
-def who(request) -> dict:
-    """Run the server as root (with CAP_NET_ADMIN, where the old socket filter bit) and as nobody."""
+ROOT_NEEDS = "to run Gunicorn as root, holding CAP_NET_ADMIN (where the old socket filter bit)"
+
+
+@dataclass(frozen=True)
+class Who:
+    """Whom the server runs as: Gunicorn's arguments, and the master's effective uid and CAP_NET_ADMIN."""
+
+    name: str
+    server: dict
+    uid: int
+    net_admin: bool
+
+
+@pytest.fixture(params=[pytest.param("root", marks=needs_root(ROOT_NEEDS)), "unprivileged"])
+def who(request) -> Who:
+    """Run the server as root and as nobody (as this user, with no capabilities, when not root)."""
     if request.param == "root":
-        if os.geteuid() != 0:
-            pytest.skip("needs root: this run is unprivileged (the unprivileged case runs)")
-        return {}
-    return unprivileged()
+        return Who("root", {}, 0, True)
+    server = unprivileged()
+    return Who("nobody" if server else f"uid {os.geteuid()}", server, server.get("user", os.geteuid()), False)
 
 
-def privileges(pid: int) -> tuple[str, bool]:
+def privileges(pid: int) -> tuple[int, bool]:
     """The effective user ID of the Gunicorn master, and whether it holds CAP_NET_ADMIN."""
     status = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         status[key] = value.split()
-    return status["Uid"][1], bool(int(status["CapEff"][0], 16) & (1 << 12))  # CAP_NET_ADMIN is 12
+    return int(status["Uid"][1]), bool(int(status["CapEff"][0], 16) & (1 << 12))  # CAP_NET_ADMIN is 12
 
 
 @pytest.mark.parametrize("change", ["SIGHUP (reload)", "SIGTTOU (scale down)", "max_requests (recycling)"])
 def test_replacing_workers_under_load_fails_no_request_and_the_server_keeps_answering(tmp_path, who, change, request):
     recycling = {"GUNICORN_CMD_ARGS": "--max-requests 40 --max-requests-jitter 10"} if "max_requests" in change else {}
-    with gunicorn(APP, tmp_path / "server.log", WEB_CONCURRENCY="3", **who, **recycling) as server:
+    with gunicorn(APP, tmp_path / "server.log", WEB_CONCURRENCY="3", **who.server, **recycling) as server:
         server.wait_output("Booting worker", count=3)
-        assert privileges(server.process.pid) == ("0" if "user" not in who else str(NOBODY), "user" not in who)
+        assert privileges(server.process.pid) == (who.uid, who.net_admin)
         with steady_load(*address(server), clients=12) as load:
-            time.sleep(1.5)
-            if change.startswith("SIGHUP"):
+            load.wait_answered(100)  # the load is flowing
+            if change.startswith("SIGHUP"):  # three new workers boot, the three old ones exit
                 server.process.send_signal(signal.SIGHUP)
-                server.wait_output("Booting worker", count=6, timeout=30)
+                server.wait_output("Booting worker", count=6)
+                server.wait_output("Worker exiting", count=3)
             elif change.startswith("SIGTTOU"):
                 server.process.send_signal(signal.SIGTTOU)
-                server.wait_output("Worker exiting", count=1, timeout=30)
-            time.sleep(2.0)
+                server.wait_output("Worker exiting", count=1)
+            else:  # a worker reached max_requests, exited and was replaced
+                server.wait_output("Worker exiting", count=1)
+                server.wait_output("Booting worker", count=4)
+            load.wait_answered(load.answered + 100)  # and the load is served on after the change
         after = answered_within(server.url, 3.0, tries=5)
         log = server.output()
 
-    as_who = "nobody" if "user" in who else "root"
-    report(request, f"{change} under load as {as_who}: {load.answered} answered, {len(load.lost)} failed")
+    report(request, f"{change} under load as {who.name}: {load.answered} answered, {len(load.lost)} failed")
     assert load.lost == [], f"{load.lost[:5]}\n{log[-3000:]}"
     # A stopping worker that took connections for as long as the load sent them was killed by the
     # master's timeout, a request in hand: it must stop taking them and exit well before.

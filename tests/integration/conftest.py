@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.backends import S3Server, TrackingServer, s3_server, tracking_server
 from tests.integration.registry import Run, register_two_versions
-from tests.integration.servers import S3Server, TrackingServer, s3_server, tracking_server
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.backends import TrackingServer, s3_server, tracking_server
 from tests.conftest import SMALL_FOREST, train_cli, write_trips
-from tests.integration.servers import TrackingServer, s3_server, tracking_server
 
 REGISTERED_NAME = "ride-duration"
 

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,10 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
+from harness.backends import BUCKET
+from harness.gunicorn import MODEL_VARIABLES
+from harness.processes import free_port, wait_answering
 from tests.conftest import REPO
-from tests.integration.servers import BUCKET
 from tests.integration.test_batch_s3 import one_line, same, tlc_file, without_source
-from tests.processes import MODEL_VARIABLES, free_port
 
 pytestmark = pytest.mark.integration
 NAME = "green_tripdata_2021-01.parquet"
@@ -68,15 +68,9 @@ def nginx(root: Path, workdir: Path) -> Iterator[Site]:
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
     site = Site(f"http://127.0.0.1:{port}", workdir / "access.log")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.head(site.url, timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx did not start:\n{(workdir / 'error.log').read_text()}") from None
-                time.sleep(0.1)
+        # Any answer will do: the root folder itself is no file to serve.
+        wait_answering(process, lambda: requests.head(site.url, timeout=2) is not None, "nginx",
+                       lambda: (workdir / "error.log").read_text(errors="replace"), 20, every=0.1)  # fmt: skip
         yield site
     finally:
         process.terminate()

@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from harness.backends import BUCKET, S3Server
+from harness.gunicorn import MODEL_VARIABLES
+from harness.processes import free_port
 from tests.conftest import REPO, SUMMARY, make_trips
-from tests.integration.servers import BUCKET, S3Server
-from tests.processes import MODEL_VARIABLES, free_port
 from web_service_mlflow.batch.__main__ import main
 from web_service_mlflow.data import TripDataError
 

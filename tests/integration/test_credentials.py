@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from harness.gunicorn import gunicorn
 from tests.integration.test_runs_made_elsewhere import forest_pipeline
-from tests.processes import gunicorn
 
 pytestmark = pytest.mark.integration
 APP = "web_service_mlflow.predict:app"

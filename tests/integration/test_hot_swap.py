@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -12,13 +13,16 @@ from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.swap import measure_swap
+from harness.backends import tracking_server
+from harness.gunicorn import gunicorn
+from harness.processes import free_port, wait_until
 from tests.integration.registry import REGISTERED_NAME
-from tests.integration.servers import tracking_server
-from tests.processes import free_port, gunicorn, unprivileged
+from tests.privileges import needs_root, unprivileged
 
 pytestmark = pytest.mark.integration
 APP = "web_service_mlflow.predict:app"
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 4.2}
+AS_ROOT = "to run Gunicorn as root, holding CAP_NET_ADMIN (where the old socket filter bit)"
 
 
 def version(run_id: str, number: int) -> str:
@@ -38,10 +42,15 @@ def metric(server, name: str) -> float:
 
 
 def wait_for(condition, timeout: float = 90, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    wait_until(condition, what, timeout, every=0.2)
+
+
+# One check of the alias by the service, as the tracking server's access log shows it.
+ALIAS_CHECK = f"GET /api/2.0/mlflow/registered-models/alias?name={REGISTERED_NAME}&alias=production "
+
+
+def checks(tracking) -> int:
+    return tracking.output().count(ALIAS_CHECK)
 
 
 def move(tracking_url: str, alias: str, number: int) -> None:
@@ -67,14 +76,12 @@ def wrong_features(tracking, registered) -> int:
     return int(info.registered_model_version)
 
 
-@pytest.mark.parametrize("who", ["root", "unprivileged"])
+@pytest.mark.parametrize("who", [pytest.param("root", marks=needs_root(AS_ROOT)), "unprivileged"])
 def test_moving_the_alias_under_load_loses_no_request_and_then_only_the_new_version_answers(
     tmp_path, tracking, registered, who
 ):
     # The swap is Gunicorn's reload, whose socket handling once differed with root's CAP_NET_ADMIN
     # (docs/hardening.md, finding 1): both ways.
-    if who == "root" and os.geteuid() != 0:
-        pytest.skip("needs root: this run is unprivileged (the unprivileged case runs)")
     server = unprivileged() if who == "unprivileged" else {}
     first, second = registered
     figures, log = measure_swap(tmp_path, tracking.url, REGISTERED_NAME, first.run_id, second.run_id, **server)
@@ -82,7 +89,12 @@ def test_moving_the_alias_under_load_loses_no_request_and_then_only_the_new_vers
 
     assert figures.failed == 0, figures.failures
     assert figures.old_after_tail == 0
-    assert figures.swap_p99_ms <= 2 * figures.steady_p99_ms, figures
+    # Speed claims, so bounds. The swap window's p99 measured 1.01x and 1.35x the steady p99 on a quiet
+    # machine (bench/results/swap.md), 1.64x and 3.24x with the 2 cores shared at a load average of 10
+    # (2026-11-26): 5x leaves room for that, and still catches what the claim is about, a swap that
+    # stalls requests (a worker loading the model itself holds them for seconds: 20x and more).
+    # The first new answer came 10-26 s after the move.
+    assert figures.swap_p99_ms <= 5 * figures.steady_p99_ms, figures
     assert figures.move_to_first_new_s < 60
     assert figures.sent > 1000 and figures.swap_requests > 100
     assert log.count("swapping in") == 1 and "Traceback" not in log
@@ -97,12 +109,13 @@ def test_a_candidate_that_fails_its_checks_is_refused_and_rolling_back_is_the_sa
                   MLFLOW_TRACKING_URI=tracking.url, MODEL_POLL_SECONDS="1") as server:  # fmt: skip
         move(tracking.url, "production", wrong_features)
         server.wait_output("refusing", timeout=90)
-        time.sleep(3)  # three more checks: the refused version is not tried again
+        refused_at = checks(tracking)
+        wait_for(lambda: checks(tracking) >= refused_at + 3, what="three more checks of the alias")
 
         assert answered(server) == version(first.run_id, 1)
         assert requests.get(f"{server.url}/ready", timeout=10).status_code == 200
         assert metric(server, "ride_duration_model_reload_failures_total") == 1
-        assert server.output().count("refusing") == 1
+        assert server.output().count("refusing") == 1  # not tried again in those three checks
         assert "ride-duration/3: the model was trained on DOLocationID" in server.output()
 
         move(tracking.url, "production", 2)  # a good version: swapped in
@@ -133,16 +146,18 @@ def test_a_registry_outage_never_touches_serving_and_is_logged_once(tmp_path, s3
     ):
         own.stop()
         server.wait_output("still serving", timeout=30)
-        time.sleep(5)  # checks keep failing, backing off
+        wait_for(lambda: metric(server, "ride_duration_model_registry_up") == 0, what="registry_up 0")
         assert answered(server) == version(first.run_id, 1)
         assert requests.get(f"{server.url}/ready", timeout=10).status_code == 200
-        assert metric(server, "ride_duration_model_registry_up") == 0
-        assert server.output().count("still serving") == 1
         move(tracking.url, "production", 2)  # while the service cannot see it
-        with tracking_server(tracking.log.parent, s3, port=port):
+        with tracking_server(tracking.log.parent, s3, port=port):  # checks fail, backing off, until it answers
             wait_for(lambda: answered(server) == version(second.run_id, 2), timeout=120, what="version 2")
-            assert "answers again" in server.output()
             assert metric(server, "ride_duration_model_registry_up") == 1
+            log = server.output()  # before this server stops too: a second outage
+
+    [failed] = re.findall(r"answers again after (\d+) failed checks", log)
+    assert int(failed) >= 2, log  # several checks failed during the outage ...
+    assert log.count("still serving") == 1, log  # ... and it was logged once
 
 
 def test_sighup_checks_the_registry_at_once(tmp_path, tracking, registered):
@@ -152,7 +167,7 @@ def test_sighup_checks_the_registry_at_once(tmp_path, tracking, registered):
                   MLFLOW_TRACKING_URI=tracking.url, MODEL_POLL_SECONDS="3600") as server:  # fmt: skip
         assert answered(server) == version(first.run_id, 1)
         move(tracking.url, "production", 2)
-        time.sleep(2)
+        time.sleep(2)  # a claim of absence: no event to wait for; longer than the 1 s poll it would otherwise be
         assert answered(server) == version(first.run_id, 1)  # the next check is an hour away
         os.kill(server.process.pid, signal.SIGHUP)
         wait_for(lambda: answered(server) == version(second.run_id, 2), timeout=60, what="version 2")
@@ -166,7 +181,7 @@ def test_a_run_id_or_a_pinned_version_is_never_watched(tmp_path, tracking, regis
         with gunicorn(APP, tmp_path / f"{name}.log", MLFLOW_TRACKING_URI=tracking.url, MODEL_POLL_SECONDS="1",
                       **variables) as server:  # fmt: skip
             move(tracking.url, "production", 2)
-            time.sleep(2)
+            time.sleep(2)  # a claim of absence: two polls' worth (MODEL_POLL_SECONDS=1) if it were watched
             assert first.run_id in answered(server)
             assert "watching" not in server.output()
 
@@ -181,7 +196,7 @@ def test_promoting_the_canary_is_moving_the_alias(tmp_path, tracking, registered
         before = {answered(server) for _ in range(100)}
         move(tracking.url, "production", 2)  # the promotion
         wait_for(lambda: "swapping in" in server.output(), what="the swap")
-        time.sleep(3)  # the old workers finish what they held
+        server.wait_output("Worker exiting", count=2)  # the old workers finished what they held and left
         after = {answered(server) for _ in range(100)}
 
     assert before == {version(first.run_id, 1), version(second.run_id, 2)}

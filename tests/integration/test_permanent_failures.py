@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from harness.gunicorn import run_until_exit
 from tests.integration.registry import REGISTERED_NAME
-from tests.processes import run_until_exit
 from web_service.errors import ModelLoadError
 from web_service.settings import AppSettings
 from web_service.startup import EXIT_STARTUP_FAILED

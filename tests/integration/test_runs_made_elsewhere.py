@@ -13,10 +13,10 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.pipeline import Pipeline
 
+from harness.backends import BUCKET, s3_server, tracking_server
+from harness.fixtures import bits, expected, probe_rides, store
+from harness.gunicorn import gunicorn, run_until_exit
 from tests.conftest import make_rides
-from tests.fixtures import bits, expected, probe_rides, store
-from tests.integration.servers import BUCKET, s3_server, tracking_server
-from tests.processes import gunicorn, run_until_exit
 from web_service.features import prepare_features
 from web_service.startup import EXIT_STARTUP_FAILED
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.backends import BUCKET, S3_KEYS
 from tests.conftest import make_rides
-from tests.integration.servers import BUCKET, S3_KEYS
 from web_service.settings import AppSettings
 from web_service_mlflow.layout import LOCAL_STORE, run_artifacts
 from web_service_mlflow.loader import load_predictor

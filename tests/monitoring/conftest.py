@@ -21,8 +21,9 @@ import pytest
 import requests
 import yaml
 
+from harness.gunicorn import Server, gunicorn
+from harness.processes import free_port, wait_answering
 from tests.conftest import REPO, make_rides
-from tests.processes import Server, free_port, gunicorn, wait_answering
 from web_service.lineup import BUCKETS, CANARY_KEY_HEADER, bucket
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.settings import default_run_id
@@ -65,12 +66,14 @@ class Prometheus:
     def vector(self, expr: str) -> list[dict]:
         return self.query(expr)["data"]["result"]
 
-    def wait_for(self, expr: str, timeout: float) -> list[dict]:
-        """Poll until `expr` returns a non-empty result (or the timeout passes): the last result."""
+    def wait_for(self, expr: str, timeout: float = 60) -> list[dict]:
+        """Poll until `expr` returns a non-empty result, and return it; fail naming `expr` if it never does."""
         deadline = time.monotonic() + timeout
-        while not (result := self.vector(expr)) and time.monotonic() < deadline:
+        while not (result := self.vector(expr)):
             if self.process.poll() is not None:
                 pytest.fail(f"prometheus exited with {self.process.returncode}:\n{self.log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{expr} still empty after {timeout:g} s:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.25)
         return result
 
@@ -122,7 +125,10 @@ def prometheus(folder: Path, target: str) -> Iterator[Prometheus]:
 
 
 def wait_ready(server: Prometheus, timeout: float = 30) -> None:
-    wait_answering(server.process, f"{server.url}/-/ready", server.log.read_text, "prometheus", timeout)
+    def ready() -> bool:
+        return requests.get(f"{server.url}/-/ready", timeout=2).ok
+
+    wait_answering(server.process, ready, "prometheus", server.log.read_text, timeout)
 
 
 def canary_key(canary: bool) -> str:
@@ -153,7 +159,7 @@ def send_traffic(url: str, prom: Prometheus) -> None:
     half = SINGLE_RIDES + 7 * BATCH
     send_rides(url, rides[:half], singles=SINGLE_RIDES)
     assert requests.post(f"{url}/predict", json={"PULocationID": 10}, timeout=10).status_code == 400
-    assert prom.wait_for(f"sum(ride_duration_batch_size_sum) >= {half}", timeout=20), prom.log.read_text()
+    prom.wait_for(f"sum(ride_duration_batch_size_sum) >= {half}")
     send_rides(url, rides[half:])
     assert requests.post(f"{url}/predict", json={"PULocationID": 10}, timeout=10).status_code == 400
     assert requests.get(f"{url}/predict", timeout=10).status_code == 405
@@ -174,24 +180,26 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         gunicorn(MLFLOW_APP, folder / "gunicorn.log", WEB_CONCURRENCY="1", **DRIFT, **LINEUP) as service,
         prometheus(folder, service.url.removeprefix("http://")) as prom,
     ):
-        assert prom.wait_for(f'up{{job="{JOB}"}} == 1', timeout=20), prom.log.read_text()
+        prom.wait_for(f'up{{job="{JOB}"}} == 1')
         send_traffic(service.url, prom)
         # Every ride reached a scrape, then the drift gauges of a window that holds the second half
         # too (computed every second from 200 rides on: a full window is one computed after it) and
-        # the drift alert they start.
-        prom.wait_for(f"sum(ride_duration_batch_size_sum) >= {RIDES}", timeout=20)
-        prom.wait_for("count(ride_duration_drift_score) > 0", timeout=15)
-        prom.wait_for(f"sum(ride_duration_drift_window_rides) >= {DRIFT_WINDOW}", timeout=15)
-        prom.wait_for('count(ALERTS{alertname="RideDurationDrift"}) > 0', timeout=5)
+        # the drift alert they start. Each is waited for, up to a minute: how soon is not the claim.
+        prom.wait_for(f"sum(ride_duration_batch_size_sum) >= {RIDES}")
+        prom.wait_for("count(ride_duration_drift_score) > 0")
+        prom.wait_for(f"sum(ride_duration_drift_window_rides) >= {DRIFT_WINDOW}")
+        prom.wait_for('count(ALERTS{alertname="RideDurationDrift"}) > 0')
         wait_rules_evaluated(prom)
         text = requests.get(f"{service.url}/metrics", timeout=10).text
         yield Stack(service, prom, text)
 
 
-def wait_rules_evaluated(prom: Prometheus, timeout: float = 10) -> None:
+def wait_rules_evaluated(prom: Prometheus, timeout: float = 60) -> None:
     """Rules report health "unknown" until their first evaluation."""
     deadline = time.monotonic() + timeout
-    while any(rule["health"] == "unknown" for rule in prom.rules()) and time.monotonic() < deadline:
+    while unknown := [rule["name"] for rule in prom.rules() if rule["health"] == "unknown"]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"rules never evaluated after {timeout:g} s: {unknown}")
         time.sleep(0.25)
 
 

@@ -73,16 +73,28 @@ def test_an_entry_without_manifest_is_invisible(tmp_path):
     assert (ModelCache(tmp_path).put(RUN, fill_model) / MANIFEST).is_file()
 
 
+def waited_on(lock: Path) -> bool:
+    """Whether a process is blocked on the flock of `lock`: /proc/locks lists each waiter with "->"."""
+    status = lock.stat()
+    inode = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    return any(" -> FLOCK " in line and inode in line.split() for line in Path("/proc/locks").read_text().splitlines())
+
+
 def slow_fill_logged(root: str, log: str) -> None:
     def fill(dest: Path) -> None:
         with open(log, "a") as handle:
             handle.write("fetch\n")
-        time.sleep(0.5)  # long enough for the other process to arrive and wait
+        # Fetch once the other process waits on the lock (or, if it never does, after 60 s, and the
+        # test fails on its second fetch): both surely started at once.
+        deadline = time.monotonic() + 60
+        while not waited_on(Path(root) / f".{RUN}.lock") and time.monotonic() < deadline:
+            time.sleep(0.01)
         fill_model(dest)
 
     ModelCache(Path(root)).put(RUN, fill)
 
 
+@pytest.mark.slow  # two spawned processes
 def test_two_processes_starting_at_once_fetch_once_and_share_one_good_entry(tmp_path):
     log = tmp_path / "fetches.log"
     context = multiprocessing.get_context("spawn")

@@ -13,8 +13,8 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.tree import _tree
 
+from harness.fixtures import FIXTURES, bits, expected, probe_rides
 from tests.conftest import REPO
-from tests.fixtures import FIXTURES, bits, expected, probe_rides
 from web_service import unpickle
 from web_service.bundle import load_bundle
 from web_service.errors import ModelLoadError
@@ -118,6 +118,7 @@ def test_the_release_is_read_from_a_pickle_without_unpickling_it():
     assert unpickle.pickled_sklearn_version(b"\x00 not a pickle") is None
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_model_path_pickle_served_twice_starts_the_second_time_without_scikit_learn(tmp_path):
     path = pickle_path("sklearn-1.0.2", "forest")
     first = load_bundle(path, tmp_path / "cache")

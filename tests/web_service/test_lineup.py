@@ -32,6 +32,7 @@ def canary(other_pipeline) -> Predictor:
     return Predictor(other_pipeline, model_version="canary-2", source="test fixture")
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_key_lands_in_the_same_bucket_in_every_process():
     # blake2b of the key, not Python's salted hash(): another process, another hash seed, same bucket.
     code = "from web_service.lineup import bucket; print(bucket('ride-42'), bucket('é'))"

@@ -11,7 +11,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.fixtures import FIXTURES
+from harness.fixtures import FIXTURES
 from web_service.bundle import load_bundle
 from web_service.errors import ModelLoadError
 from web_service.modelcheck import check_features

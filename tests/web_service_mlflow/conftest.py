@@ -31,3 +31,10 @@ def trained_run(tmp_path_factory, train_parquet, valid_parquet) -> TrainedRun:
         stdout=done.stdout,
         stderr=done.stderr,
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever uses `trained_run` waits for the training command, in a subprocess: `slow`, out of make test-fast."""
+    for item in items:
+        if "trained_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import REPO, train_cli
 from web_service_mlflow.layout import DEFAULT_RUN_FILE, LOCAL_STORE
 
+pytestmark = pytest.mark.slow  # each command run in a subprocess
+
 NOT_PARQUET = "not a parquet file"
 
 

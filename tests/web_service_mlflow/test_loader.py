@@ -71,6 +71,7 @@ def test_corrupt_model_artifact_is_a_load_error_not_a_crash(tmp_path, trained_ru
         load_predictor(settings(tmp_path, SourceKind.LOCAL, trained_run.run_id, root=store))
 
 
+@pytest.mark.slow  # the embedded real-size forest, compiled and checked
 def test_embedded_default_run_is_in_the_repo_and_serves(tmp_path):
     run_id = default_run_id(LOCAL_STORE)
 
@@ -81,6 +82,7 @@ def test_embedded_default_run_is_in_the_repo_and_serves(tmp_path):
     assert 1 <= duration <= 60
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_cached_run_starts_without_importing_mlflow_skops_or_scikit_learn(tmp_path, trained_run):
     load_predictor(settings(tmp_path, SourceKind.TRACKING, trained_run.run_id, trained_run.tracking_uri))
     script = (
@@ -144,6 +146,7 @@ def test_a_runs_reference_profile_comes_with_it_from_its_folder_through_its_serv
     assert cached.source.startswith("cache ")
 
 
+@pytest.mark.slow  # the embedded real-size forest, compiled and checked
 def test_the_embedded_run_carries_its_reference_profile_and_model_shows_it(tmp_path):
     run_id = default_run_id(LOCAL_STORE)
     predictor = load_predictor(settings(tmp_path, SourceKind.LOCAL, run_id))

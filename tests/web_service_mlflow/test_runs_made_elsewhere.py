@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.fixtures import bits, expected, probe_rides, store
+from harness.fixtures import bits, expected, probe_rides, store
 from tests.web_service_mlflow.test_loader import loader_warnings
 from web_service.drift import read_profile
 from web_service.errors import ModelLoadError, SettingsError

@@ -49,6 +49,7 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
+from web_service.environment import read
 from web_service.settings import AppSettings
 
 # Stop draining this long before Gunicorn's graceful timeout kills the worker mid-request.
@@ -264,6 +265,7 @@ class DrainingWorker(JsonErrors, SyncWorker):
             except queue.Empty:
                 break
             if sig == signal.SIGTERM:
+                self.log.info("SIGTERM arrived while booting (pid: %s): stopping", self.pid)
                 self.handle_exit(sig, None)
 
     def handle_exit(self, sig, frame) -> None:
@@ -278,7 +280,7 @@ class DrainingWorker(JsonErrors, SyncWorker):
         if self.cfg.is_ssl:  # TLS is read by the ssl module, byte by byte: the plain sync worker
             return super().run()
         self.request_timeout = float(self.cfg.timeout or 30)
-        self.body_limit = AppSettings.from_env(os.environ).max_body_bytes + HEAD_LIMIT
+        self.body_limit = AppSettings.from_env(read()).max_body_bytes + HEAD_LIMIT
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, Connection] = {}
         for listener in self.sockets:

@@ -23,12 +23,18 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from web_service_mlflow.batch.local import Job, run_local
-from web_service_mlflow.batch.progress import Progress, seconds_since_start
-from web_service_mlflow.batch.rides import describe_file, parse_period
-from web_service_mlflow.batch.storage import Destination, OutputError, parquet_file
-from web_service_mlflow.commands import run_command
-from web_service_mlflow.data import TripDataError
+from web_service.environment import read
+from web_service_mlflow.needs import MissingPackage, missing
+
+try:
+    from web_service_mlflow.batch.local import Job, run_local
+    from web_service_mlflow.batch.progress import Progress, seconds_since_start
+    from web_service_mlflow.batch.rides import describe_file, parse_period
+    from web_service_mlflow.batch.storage import Destination, OutputError, parquet_file
+    from web_service_mlflow.commands import run_command
+    from web_service_mlflow.data import TripDataError
+except (ModuleNotFoundError, MissingPackage) as error:  # a category `make run` leaves out: say which
+    raise missing(error, "python -m web_service_mlflow.batch", "batch") from None
 
 ENGINES = ("local", "spark")
 
@@ -106,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     job = plan(args)
     from web_service_mlflow.loader import load_from_env  # after the checks: loading is the slow part
 
-    environ = model_environment(args, dict(os.environ))
+    environ = model_environment(args, read())
     _, predictor = load_from_env(environ)
     destinations = [d for d in (job.output, job.rejects) if d is not None]
     try:

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from web_service.environment import env_str
 from web_service.errors import SettingsError
 from web_service.predictor import Predictor
 from web_service_mlflow.batch.local import Job, score_file
@@ -93,7 +94,7 @@ class SparkJobError(TripDataError):
 
 def run_spark(job: Job, environ: Mapping[str, str], master: str, progress: Progress) -> Totals:
     """Score `job` on Spark; the driver has already loaded (and so checked) the model."""
-    spark = start_session(master)
+    spark = start_session(master, environ)
     units = [(file, group) for file, trip in enumerate(job.trips) for group in range(len(trip.row_groups))]
     try:
         with tempfile.TemporaryDirectory(prefix="ride-duration-spark-") as scratch:
@@ -134,10 +135,11 @@ def totals_of(results: list[Any], files: int) -> Totals:
     return totals
 
 
-def start_session(master: str | None):
+def start_session(master: str | None, environ: Mapping[str, str]):
     """A Spark session on `master`; one clear line when pyspark or Java is missing.
 
     No master under spark-submit: the cluster's, as submitted. Otherwise local[*] on this machine.
+    `environ` is this process's environment, as the command read it (Spark reads its own too).
     """
     try:
         from pyspark.sql import SparkSession
@@ -146,12 +148,10 @@ def start_session(master: str | None):
             "--engine spark needs pyspark, which the serving install leaves out: "
             "pipenv install --categories 'packages spark' (make test installs it)"
         ) from None
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    if not (shutil.which("java") or env_str(environ, "JAVA_HOME")):
         raise SettingsError("--engine spark needs Java 17; install a JRE (Debian: openjdk-17-jre-headless)")
-    # The executors' Python is this one (with this environment's packages), unless told otherwise.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started this driver
+    submitted = "PYSPARK_GATEWAY_PORT" in environ  # spark-submit started this driver
     master = master or (None if submitted else "local[*]")
     builder = SparkSession.builder.appName("ride-duration-batch")
     settings = {
@@ -168,7 +168,13 @@ def start_session(master: str | None):
         settings |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
     for key, value in settings.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    # The executors' Python is this one (with this environment's packages), unless PYSPARK_PYTHON says
+    # otherwise. PySpark reads that variable alone, once, into pythonExec, which every Python function
+    # it ships (mapInPandas's among them) carries to the executors: set there, not in the environment.
+    if env_str(environ, "PYSPARK_PYTHON") is None:
+        spark.sparkContext.pythonExec = sys.executable
+    return spark
 
 
 def package_zip(folder: Path) -> Path:

@@ -16,6 +16,7 @@ import io
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -286,7 +287,7 @@ def part_writer(location: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
         with pq.ParquetWriter(location, schema) as writer:
             yield writer
         return
-    local = Path(os.environ.get("TMPDIR", "/tmp")) / f"part-{uuid.uuid4().hex}.parquet"
+    local = Path(tempfile.gettempdir()) / f"part-{uuid.uuid4().hex}.parquet"  # TMPDIR: tempfile reads it
     try:
         with pq.ParquetWriter(str(local), schema) as writer:
             yield writer

@@ -28,24 +28,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from web_service.drift import ProfileError, Thresholds
-from web_service.errors import StartupError
-from web_service.predictor import Predictor
-from web_service_mlflow.batch.__main__ import model_environment
-from web_service_mlflow.batch.progress import seconds_since_start
-from web_service_mlflow.batch.storage import OutputError, parquet_file, reading, writing
-from web_service_mlflow.commands import one_line
-from web_service_mlflow.data import TripDataError
-from web_service_mlflow.loader import load_from_env
-from web_service_mlflow.monitor.report import (
-    NoProfile,
-    Reference,
-    build_report,
-    reference_from_rides,
-    reference_from_run,
-    summary_lines,
-)
-from web_service_mlflow.monitor.rides import LOG_SUFFIXES, Rides, read_rides
+from web_service.environment import read
+from web_service_mlflow.needs import MissingPackage, missing
+
+try:
+    from web_service.drift import ProfileError, Thresholds
+    from web_service.errors import StartupError
+    from web_service.predictor import Predictor
+    from web_service_mlflow.batch.__main__ import model_environment
+    from web_service_mlflow.batch.progress import seconds_since_start
+    from web_service_mlflow.batch.storage import OutputError, parquet_file, reading, writing
+    from web_service_mlflow.commands import one_line
+    from web_service_mlflow.data import TripDataError
+    from web_service_mlflow.loader import load_from_env
+    from web_service_mlflow.monitor.report import (
+        NoProfile,
+        Reference,
+        build_report,
+        reference_from_rides,
+        reference_from_run,
+        summary_lines,
+    )
+    from web_service_mlflow.monitor.rides import LOG_SUFFIXES, Rides, read_rides
+except (ModuleNotFoundError, MissingPackage) as error:  # a category `make run` leaves out: say which
+    raise missing(error, "python -m web_service_mlflow.monitor", "monitor") from None
 
 EXIT_QUIET, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2
 FAILING = "cannot report"
@@ -164,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def read_both(args: argparse.Namespace) -> tuple[Predictor, Reference, Rides]:
     """The model, the reference (a file profiled with it, or its run's profile) and the current rides."""
-    _, predictor = load_from_env(model_environment(args, dict(os.environ)))
+    _, predictor = load_from_env(model_environment(args, read()))
     if args.reference:
         reference = reference_from_rides(read_rides([args.reference], predictor), predictor)
     else:

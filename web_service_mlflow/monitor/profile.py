@@ -16,25 +16,30 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from web_service.environment import read
+from web_service_mlflow.needs import MissingPackage, missing
 
-from web_service.drift import Profile, ProfileError
-from web_service.features import RIDE_FIELDS
-from web_service.predictor import Predictor
-from web_service.redact import redact_uri
-from web_service_mlflow.commands import run_command
-from web_service_mlflow.data import read_rides
-from web_service_mlflow.layout import PROFILE_FILE, REFERENCE_ARTIFACT, run_artifacts
-from web_service_mlflow.loader import load_from_env
-from web_service_mlflow.reference import profile_json, profile_of_file
-from web_service_mlflow.settings import ModelSettings, SourceKind
+try:
+    import numpy as np
+    import pandas as pd
+
+    from web_service.drift import Profile, ProfileError
+    from web_service.features import RIDE_FIELDS
+    from web_service.predictor import Predictor
+    from web_service.redact import redact_uri
+    from web_service_mlflow.commands import run_command
+    from web_service_mlflow.data import read_rides
+    from web_service_mlflow.layout import PROFILE_FILE, REFERENCE_ARTIFACT, run_artifacts
+    from web_service_mlflow.loader import load_from_env
+    from web_service_mlflow.reference import profile_json, profile_of_file
+    from web_service_mlflow.settings import ModelSettings, SourceKind
+except (ModuleNotFoundError, MissingPackage) as error:  # a category `make run` leaves out: say which
+    raise missing(error, "python -m web_service_mlflow.monitor.profile", "monitor") from None
 
 logger = logging.getLogger("web_service_mlflow.monitor.profile")
 # Set for the service, not for this command: the run is named by --run-id, the profile is the run's own.
@@ -140,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The files first: a wrong path fails before the model is fetched.
     fitted = read_rides(args.reference)
     validation = read_rides(args.valid) if args.valid else None
-    environ = run_environment(args.run_id, os.environ)
+    environ = run_environment(args.run_id, read())
     settings = ModelSettings.from_env(environ)
     _, predictor = load_from_env(environ)
     if args.log and predictor.profile is not None and not args.replace:

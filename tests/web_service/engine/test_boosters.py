@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.fixtures import bits, expected, probe_rides, run_folder, store
+from harness.fixtures import bits, expected, probe_rides, run_folder, store
 from web_service.engine import compiled, fastpath
 from web_service.engine.boosters import BoosterError, BoosterPipeline, _from_treelite, read_booster
 from web_service.features import prepare_features

@@ -38,6 +38,7 @@ def pipeline(request) -> Pipeline:
     return fit_dict_pipeline(MODELS[request.param]())
 
 
+@pytest.mark.slow  # thousands of rides through scikit-learn and the compiled form
 def test_the_compiled_form_equals_scikit_learn_bit_for_bit_on_thousands_of_rides(pipeline):
     fast = compile_pipeline(pipeline)
     # Random rides over every zone, plus rides on both sides of every distance threshold.

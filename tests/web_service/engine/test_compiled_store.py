@@ -8,7 +8,7 @@ import pickle
 import pytest
 from sklearn.neighbors import KNeighborsRegressor
 
-from tests.fixtures import FIXTURES
+from harness.fixtures import FIXTURES
 from tests.web_service.conftest import fit_dict_pipeline
 from web_service.bundle import load_bundle
 from web_service.engine.compiled import TreeTable

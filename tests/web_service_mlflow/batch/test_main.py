@@ -15,15 +15,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from harness.processes import as_user
 from tests.conftest import REPO
-from tests.processes import NOBODY
+from tests.privileges import NOBODY
 from tests.web_service_mlflow.batch.conftest import DEFAULT_RUN, batch_command, listing, tlc_table, write_tlc
 from web_service_mlflow.batch.__main__ import main, model_environment, parse_args
 from web_service_mlflow.commands import run_command
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.loader import load_from_env
 
-pytestmark = pytest.mark.usefixtures("model_environment")
+# slow: the batch command, in subprocesses
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("model_environment")]
 
 UNKNOWN_RUN = "0123456789abcdef0123456789abcdef"
 
@@ -108,9 +110,9 @@ def test_an_unreadable_file_ends_in_one_line(tmp_path):
         folder.chmod(0o777)
         path = write_tlc(folder / GREEN, rows=20)
         path.chmod(0)
-        as_user = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+        user = NOBODY if os.geteuid() == 0 else None
         done = subprocess.run(
-            [*(as_user if os.geteuid() == 0 else []), sys.executable, "-m", "web_service_mlflow.batch", str(path),
+            [*as_user(user), sys.executable, "-m", "web_service_mlflow.batch", str(path),
              "--output", str(folder / "scored.parquet")],
             cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
             check=False,

@@ -73,6 +73,7 @@ def bits(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).view(np.uint64)
 
 
+@pytest.mark.slow  # thousands of rides through scikit-learn and the compiled form
 def test_predict_columns_equals_predict_for_the_compiled_form_and_for_scikit_learn(pipeline):
     fast = compile_pipeline(pipeline)
     edge = [{"PULocationID": pu, "DOLocationID": do, "trip_distance": miles}

@@ -17,7 +17,8 @@ from tests.web_service_mlflow.batch.conftest import batch_command, expected_reas
 from web_service_mlflow.batch import progress
 from web_service_mlflow.batch.progress import Progress, Totals
 
-pytestmark = pytest.mark.usefixtures("model_environment")
+# slow: the batch command, in subprocesses
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("model_environment")]
 
 
 def test_off_a_terminal_progress_is_a_plain_line_at_most_every_ten_seconds(monkeypatch):

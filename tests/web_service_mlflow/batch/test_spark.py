@@ -21,6 +21,8 @@ from web_service_mlflow.batch.spark import package_zip
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.settings import default_run_id
 
+pytestmark = pytest.mark.slow  # a Spark session: 30 s to start
+
 MONTHS = ("2021-01", "2021-02", "2021-03")
 
 
@@ -101,6 +103,27 @@ def test_spark_writes_a_folder_even_for_one_input(three_months, tmp_path) -> Non
     assert len(pd.read_parquet(tmp_path / "one")) == 3000 - 3
 
 
+def test_the_executors_run_this_python_though_the_environment_names_none(three_months, tmp_path) -> None:
+    # PySpark's executors run PYSPARK_PYTHON, else `python3` from PATH: here one that cannot score. The
+    # command tells the session its own interpreter instead, without writing PYSPARK_PYTHON anywhere.
+    shadow = tmp_path / "bin"
+    shadow.mkdir()
+    (shadow / "python3").write_text("#!/bin/sh\necho 'the python3 on PATH ran' >&2\nexit 1\n")
+    (shadow / "python3").chmod(0o755)
+    env = {name: value for name, value in os.environ.items() if name != "PYSPARK_PYTHON"} | {
+        "PYTHONPATH": str(REPO), "PATH": f"{shadow}:{os.environ['PATH']}",
+        "PYSPARK_DRIVER_PYTHON": sys.executable,  # Spark's launcher scripts look for a Python too
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "web_service_mlflow.batch", str(three_months[0]), "--output", str(tmp_path / "out"),
+         "--engine", "spark", "--spark-master", "local[1]"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(pd.read_parquet(tmp_path / "out")) == 3000 - 3
+
+
 def test_a_failing_spark_task_is_one_line_and_leaves_no_output(three_months, tmp_path) -> None:
     # A file the driver could read, gone before the tasks run: the executors fail reading it.
     doomed = tmp_path / "green_tripdata_2021-04.parquet"
@@ -109,9 +132,9 @@ def test_a_failing_spark_task_is_one_line_and_leaves_no_output(three_months, tmp
         "import sys, pathlib\n"
         "import web_service_mlflow.batch.spark as spark\n"
         "original = spark.start_session\n"
-        "def start(master):\n"
+        "def start(*args):\n"
         f"    pathlib.Path({str(doomed)!r}).unlink()\n"
-        "    return original(master)\n"
+        "    return original(*args)\n"
         "spark.start_session = start\n"
         "from web_service_mlflow.batch.__main__ import main\n"
         "from web_service_mlflow.commands import run_command\n"

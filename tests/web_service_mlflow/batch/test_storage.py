@@ -258,6 +258,7 @@ def stop_mid_run(months: list[Path], out: Path, signum: int) -> tuple[subprocess
     return process, stdout, "".join(lines) + stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_sigterm_mid_run_leaves_nothing_behind_and_exits_non_zero(big_months, tmp_path):
     process, stdout, stderr = stop_mid_run(big_months, tmp_path, signal.SIGTERM)
 
@@ -267,6 +268,7 @@ def test_sigterm_mid_run_leaves_nothing_behind_and_exits_non_zero(big_months, tm
     assert listing(tmp_path) == []
 
 
+@pytest.mark.slow  # a subprocess
 def test_ctrl_c_mid_run_leaves_nothing_behind_and_exits_non_zero(big_months, tmp_path):
     process, stdout, stderr = stop_mid_run(big_months, tmp_path, signal.SIGINT)
 

@@ -10,6 +10,8 @@ import pytest
 from web_service.drift import build_profile
 from web_service_mlflow.monitor.html import _bin_shares, render
 
+pytestmark = pytest.mark.slow  # the monitor's reports and their plots
+
 MAX_BYTES = 1_000_000
 # Anything a browser would fetch or run: a page sent by mail must show the same offline.
 EXTERNAL = ('src="http', "src='http", 'href="http', "href='http", "<script", "@import", "url(http", "<link")

@@ -6,7 +6,10 @@ import shutil
 import subprocess
 
 import numpy as np
+import pytest
 from PIL import Image
+
+pytestmark = pytest.mark.slow  # headless Chromium
 
 WIDTH, HEIGHT = 1280, 2400
 CURRENT_ORANGE = np.array([224, 112, 42])  # html.CURRENT_COLOR: only the plots draw with it

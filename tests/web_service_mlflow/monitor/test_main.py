@@ -14,6 +14,8 @@ import pytest
 from tests.web_service_mlflow.monitor.conftest import DEFAULT_RUN, Data, Result, monitor, run_all
 from web_service_mlflow.monitor.__main__ import UsageError, parse_args, thresholds
 
+pytestmark = pytest.mark.slow  # the monitor's reports, from real-size profiles
+
 UNKNOWN_RUN = "0123456789abcdef0123456789abcdef"
 COLUMNS_CHECKED = [("trip_distance", "psi"), ("trip_distance", "ks"), ("PULocationID", "js"),
                    ("DOLocationID", "js"), ("predicted_duration", "psi"), ("predicted_duration", "ks")]  # fmt: skip

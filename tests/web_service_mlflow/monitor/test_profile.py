@@ -12,6 +12,8 @@ from web_service.drift import read_profile
 from web_service_mlflow.layout import PROFILE_FILE, REFERENCE_ARTIFACT, run_artifacts
 from web_service_mlflow.loader import load_from_env
 
+pytestmark = pytest.mark.slow  # profiles made by the monitor's commands, in subprocesses
+
 MODULE = "web_service_mlflow.monitor.profile"
 NO_SERVER = {"MLFLOW_TRACKING_URI": "", "MODEL_URI": "", "DRIFT_PROFILE": ""}
 

@@ -1,6 +1,6 @@
 """Real S3 (SeaweedFS) and real `mlflow server` processes on free loopback ports.
 
-Each is a context manager: the test or fixture that starts one stops it.
+Each is a context manager: whoever starts one stops it.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from tests.processes import free_port
+from harness.processes import free_port, stop, wait_answering
 
 BUCKET = "mlflow"
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "integration-key", "AWS_SECRET_ACCESS_KEY": "integration-secret"}
@@ -29,16 +28,18 @@ class Process:
     log: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process, timeout=20)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def wait_answering(self, answers, name: str, timeout: float) -> None:
+        """Wait until `answers()` is true; stop the process and fail with its log if it never is."""
+        try:
+            wait_answering(self.process, answers, name, self.output, timeout, every=0.25)
+        except Exception:
+            self.stop()
+            raise
 
 
 @dataclass
@@ -70,21 +71,6 @@ def _start(command: list[str], log: Path, env: dict[str, str], cwd: Path) -> sub
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
 
 
-def _wait(check, server: Process, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {server.process.returncode}:\n{server.output()}")
-        try:
-            if check():
-                return
-        except Exception:  # not up yet: refused, reset, or half-started
-            pass
-        time.sleep(0.25)
-    server.stop()
-    raise RuntimeError(f"{what} not ready after {timeout} s:\n{server.output()}")
-
-
 @contextmanager
 def s3_server(workdir: Path) -> Iterator[S3Server]:
     """SeaweedFS `weed mini` with one bucket and one key pair, on loopback only."""
@@ -100,11 +86,8 @@ def s3_server(workdir: Path) -> Iterator[S3Server]:
         _start(command, workdir / "weed.log", env, workdir), workdir / "weed.log", f"http://127.0.0.1:{port}"
     )
     try:
-        _wait(
-            lambda: BUCKET in [b["Name"] for b in server.client().list_buckets()["Buckets"]],
-            server,
-            "SeaweedFS",
-            60,
+        server.wait_answering(
+            lambda: BUCKET in [b["Name"] for b in server.client().list_buckets()["Buckets"]], "SeaweedFS", 60
         )
         yield server
     finally:
@@ -138,4 +121,4 @@ def tracking_server(
 
 
 def wait_tracking(server: TrackingServer, timeout: float = 120) -> None:
-    _wait(lambda: requests.get(f"{server.url}/health", timeout=2).ok, server, "mlflow server", timeout)
+    server.wait_answering(lambda: requests.get(f"{server.url}/health", timeout=2).ok, "mlflow server", timeout)

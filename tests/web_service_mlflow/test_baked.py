@@ -1,0 +1,96 @@
+"""The slim image's model: one run's verified compiled form, baked at build time, served without scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+from web_service.errors import ModelLoadError, SettingsError
+from web_service_mlflow.baked import bake, load_baked
+from web_service_mlflow.layout import LOCAL_STORE
+from web_service_mlflow.settings import default_run_id
+
+RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
+OTHER_RUN = "0" * 32
+
+
+@pytest.fixture(scope="module")
+def baked(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("baked")
+    bake({}, folder)  # the embedded default run, as the Dockerfile's bake stage does
+    return folder
+
+
+def test_the_baked_run_answers_as_the_embedded_run_does(baked):
+    settings, predictor = load_baked({}, baked)
+
+    assert predictor.model_version == default_run_id(LOCAL_STORE)
+    assert predictor.engine.name == "compiled tree_table"
+    assert predictor.predict([RIDE]) == [45.50965007660852]
+    assert predictor.profile is not None  # the run's reference profile came along: live drift stays on
+    assert predictor.source.startswith("baked into the image at build time (of local store ")
+
+
+def test_the_baked_run_starts_without_scikit_learn_mlflow_or_yaml(baked):
+    script = (
+        "import sys; from pathlib import Path; from web_service_mlflow.baked import load_baked; "
+        f"load_baked({{}}, Path({str(baked)!r})); "
+        "print(sorted({'mlflow', 'skops', 'sklearn', 'scipy', 'pandas', 'treelite', 'yaml'} & set(sys.modules)))"
+    )
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_baked_run_named_by_its_own_run_id_is_served(baked):
+    _, predictor = load_baked({"RUN_ID": default_run_id(LOCAL_STORE)}, baked)
+
+    assert predictor.model_version == default_run_id(LOCAL_STORE)
+
+
+@pytest.mark.parametrize(
+    ("environ", "starts"),
+    [
+        ({"RUN_ID": OTHER_RUN}, f"RUN_ID={OTHER_RUN}: this image serves only the run baked into it"),
+        ({"MODEL_URI": "models:/ride-duration@production"}, "MODEL_URI is set: this image serves only"),
+        ({"CANARY_RUN_ID": OTHER_RUN, "CANARY_PERCENT": "10"}, "CANARY_RUN_ID is set: this image serves only"),
+        ({"SHADOW_MODEL_URI": "models:/ride-duration/2"}, "SHADOW_MODEL_URI is set: this image serves only"),
+        ({"MODEL_PATH": "lin_reg.bin"}, "MODEL_PATH is set: this image serves only"),
+    ],
+)
+def test_anything_but_the_baked_run_is_refused_naming_the_variable(baked, environ, starts):
+    with pytest.raises(SettingsError) as raised:
+        load_baked(environ, baked)
+
+    assert raised.value.message.startswith(starts)
+    assert "needs scikit-learn: use the full image" in raised.value.message
+
+
+def test_a_form_that_no_longer_gives_its_recorded_answers_is_refused(baked, tmp_path):
+    broken = tmp_path / "baked"
+    subprocess.run(["cp", "-r", str(baked), str(broken)], check=True)
+    probe = broken / "compiled" / "probe.json"
+    record = json.loads(probe.read_text())
+    record["expected"][0] = (1.5).hex()
+    probe.write_text(json.dumps(record))
+
+    with pytest.raises(ModelLoadError, match="no longer gives the answers recorded with it .* rebuild the image"):
+        load_baked({}, broken)
+
+
+def test_a_folder_without_a_baked_run_says_how_to_get_one(tmp_path):
+    with pytest.raises(ModelLoadError, match="no baked run in .*: build the image's slim target"):
+        load_baked({}, tmp_path)
+
+
+def test_a_registry_alias_is_not_baked(tmp_path):
+    with pytest.raises(SettingsError, match="names a registry model: bake a run"):
+        bake({"MODEL_URI": "models:/ride-duration@production", "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, tmp_path)
