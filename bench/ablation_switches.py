@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import flask
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, request
 
 # (object, attribute, new value): setattr that refuses an attribute the object does not have.
 Patch = Callable[[Any, str, Any], None]
@@ -50,7 +50,7 @@ class Switch:
     gunicorn_args: str = ""  # for what Gunicorn's config decides (GUNICORN_CMD_ARGS)
 
 
-# --- 1. the compiled model ---------------------------------------------------------------------
+# --- the compiled model ---------------------------------------------------------------------
 
 
 def _compiled_off(patch: Patch) -> None:
@@ -98,37 +98,7 @@ def _scalar_is_off(app: Flask) -> bool:
     return compiled.SCALAR_MAX_RIDES == 0
 
 
-# --- 3. the pid read once per process ------------------------------------------------------------
-
-
-def _pid_cache_off(patch: Patch) -> None:
-    from web_service.server import process
-
-    class AskingProcess(process._Process):
-        """The process's facts, but its pid asked of the kernel every time."""
-
-        @property
-        def pid(self) -> int:
-            return os.getpid()
-
-        @pid.setter
-        def pid(self, value: int) -> None:
-            pass
-
-    asking = AskingProcess()
-    os.register_at_fork(after_in_child=asking.renew)  # a new request-ID prefix per worker, as shipped
-    patch(process, "_current", asking)
-    # Also what prometheus-client is handed (web_service.metrics), so its default: os.getpid itself.
-    patch(process, "pid", os.getpid)
-
-
-def _pid_cache_is_off(app: Flask) -> bool:
-    from web_service.server import process
-
-    return process.pid is os.getpid and type(process._current).__name__ == "AskingProcess"
-
-
-# --- 4. metrics added up in memory -------------------------------------------------------------------
+# --- metrics added up in memory -------------------------------------------------------------------
 
 
 class PerRequestMetrics:
@@ -157,38 +127,7 @@ def _pending_is_off(app: Flask) -> bool:
     return isinstance(metrics.PENDING, PerRequestMetrics)
 
 
-# --- the labelled children kept -----------------------------------------------------------------------
-
-
-def request_metrics_by_labels(self: Any, answered: Any) -> None:
-    """RequestMetrics.__call__, off: the labelled children looked up by their labels on every request."""
-    from web_service import metrics
-
-    method = answered.method if answered.method in metrics.METHODS else "other"
-    route = answered.route or "unmatched"
-    metrics.PENDING.inc(self._metrics.requests.labels(method, route, str(answered.status)))
-    metrics.PENDING.observe(self._metrics.latency.labels(route), [answered.seconds])
-
-
-def child_by_labels(metric: Any, model_version: str) -> Any:
-    """metrics._child, off."""
-    return metric.labels(model_version=model_version)
-
-
-def _labels_off(patch: Patch) -> None:
-    from web_service import metrics
-
-    patch(metrics.RequestMetrics, "__call__", request_metrics_by_labels)
-    patch(metrics, "_child", child_by_labels)
-
-
-def _labels_is_off(app: Flask) -> bool:
-    from web_service import metrics
-
-    return metrics.RequestMetrics.__call__ is request_metrics_by_labels and metrics._child is child_by_labels
-
-
-# --- 5. the request log written straight to stdout ----------------------------------------------------
+# --- the request log written straight to stdout ----------------------------------------------------
 
 
 class LoggingRequestLog:
@@ -204,8 +143,6 @@ class LoggingRequestLog:
         self.logger.propagate = False
 
     def __call__(self, answered: Any) -> None:
-        from web_service.server import process
-
         self.logger.info(json.dumps({
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "request_id": answered.request_id,
@@ -215,7 +152,7 @@ class LoggingRequestLog:
             "latency_ms": round(answered.seconds * 1000, 3),
             "batch_size": answered.batch_size,
             "model_version": json.loads(answered.answered_by) if answered.answered_by else self.model_version,
-            "pid": process.pid(),
+            "pid": os.getpid(),
         }))  # fmt: skip
 
 
@@ -238,42 +175,7 @@ def _request_log_is_off(app: Flask) -> bool:
     return any(isinstance(observer, LoggingRequestLog) for observer in observers(app))
 
 
-# --- 6. JSON answers written directly ----------------------------------------------------------------
-
-
-def jsonify_predict() -> flask.Response:
-    """views.predict, off: the answer through flask.jsonify."""
-    from web_service.views import predict_rides, read_json
-
-    durations, is_batch, predictor = predict_rides(read_json(request))
-    answers = [{"duration": duration, "model_version": predictor.model_version} for duration in durations]
-    return jsonify(answers if is_batch else answers[0])
-
-
-def jsonify_invocations() -> flask.Response:
-    """invocations.invocations, off: the answer through flask.jsonify."""
-    from web_service.invocations import read_records
-    from web_service.views import predict_rides
-
-    durations, _, _ = predict_rides(read_records())
-    return jsonify({"predictions": durations})
-
-
-JSON_VIEWS = {"views.predict": jsonify_predict, "mlflow_protocol.invocations": jsonify_invocations}
-
-
-def _json_off(app: Flask) -> None:
-    for endpoint, view in JSON_VIEWS.items():
-        if endpoint not in app.view_functions:
-            raise KeyError(f"no endpoint {endpoint!r}: the view moved; update bench/ablation_switches.py")
-        app.view_functions[endpoint] = view
-
-
-def _json_is_off(app: Flask) -> bool:
-    return all(app.view_functions.get(endpoint) is view for endpoint, view in JSON_VIEWS.items())
-
-
-# --- 7. one WSGI middleware instead of Flask hooks ---------------------------------------------------
+# --- one WSGI middleware instead of Flask hooks ---------------------------------------------------
 
 
 def _middleware_off(app: Flask) -> None:
@@ -324,22 +226,7 @@ def _middleware_is_off(app: Flask) -> bool:
     return not isinstance(app.wsgi_app, ObservedApp) and "ablation_observers" in app.extensions
 
 
-# --- 8. the body-limit request class -----------------------------------------------------------------
-
-
-def _body_limit_off(app: Flask) -> None:
-    from web_service.server.request import BoundedRequest
-
-    if not issubclass(app.request_class, BoundedRequest):
-        raise TypeError(f"the app's request class is {app.request_class!r}: update bench/ablation_switches.py")
-    app.request_class = flask.Request  # Werkzeug's limit: app.config["MAX_CONTENT_LENGTH"], set by create_app
-
-
-def _body_limit_is_off(app: Flask) -> bool:
-    return app.request_class is flask.Request and app.config["MAX_CONTENT_LENGTH"] is not None
-
-
-# --- 9. rides validated into a TypedDict --------------------------------------------------------------
+# --- rides validated into a TypedDict --------------------------------------------------------------
 
 
 def _typed_dict_off(patch: Patch) -> None:
@@ -362,7 +249,6 @@ def _typed_dict_off(patch: Patch) -> None:
 
     patch(schema, "RIDE", TypeAdapter(Ride))
     patch(schema, "_RIDE_LIST", TypeAdapter(list[Ride]))
-    patch(schema, "_RIDE_LIST_FAST", TypeAdapter(list[Ride]))  # fail_fast: on a model list, as shipped
     patch(schema, "RideRequest", DumpedRideRequest)
 
 
@@ -370,36 +256,6 @@ def _typed_dict_is_off(app: Flask) -> bool:
     from web_service import schema
 
     return schema.RideRequest.__name__ == "DumpedRideRequest" and schema.RIDE.core_schema["type"] == "model"
-
-
-# --- the strict first try of validation ---------------------------------------------------------------
-
-
-def contract_only(fast: Any, contract: Any, payload: Any, what: str) -> Any:
-    """schema._validate, off: the contract's (lax) schema alone, no strict integers-only try first."""
-    from pydantic import ValidationError
-
-    from web_service import schema
-
-    try:
-        return contract.validate_python(payload)
-    except ValidationError as error:
-        details = [schema._detail(item) for item in error.errors(include_url=False)]
-        fields = ", ".join(detail.field for detail in details[: schema.MAX_DETAILS])
-        more = f" and {len(details) - schema.MAX_DETAILS} more" if len(details) > schema.MAX_DETAILS else ""
-        raise schema.InvalidRequest(f"{what}: {fields}{more}", details) from None
-
-
-def _strict_first_off(patch: Patch) -> None:
-    from web_service import schema
-
-    patch(schema, "_validate", contract_only)
-
-
-def _strict_first_is_off(app: Flask) -> bool:
-    from web_service import schema
-
-    return schema._validate is contract_only
 
 
 SWITCHES = {
@@ -413,29 +269,17 @@ SWITCHES = {
                apply=_scalar_off, is_off=_scalar_is_off),
         Switch("worker", "the event-loop Gunicorn worker (web_service/server/worker.py DrainingWorker)",
                "Gunicorn's stock sync worker (--worker-class sync)", gunicorn_args="--worker-class sync"),
-        Switch("pid", "the pid read once per process (server/process.py pid()), handed to prometheus-client",
-               "os.getpid() every time: the request log, the metrics flusher's check, prometheus-client's default",
-               apply=_pid_cache_off, is_off=_pid_cache_is_off),
         Switch("pending", "metrics added up in memory, written every second (metrics.py Pending)",
                "counter.inc() and histogram.observe() on every request",
                apply=_pending_off, is_off=_pending_is_off),
-        Switch("labels", "labelled metric children kept (metrics.py RequestMetrics, _child)",
-               "metric.labels(...) looked up on every request", apply=_labels_off, is_off=_labels_is_off),
         Switch("request_log", "the request log written straight to stdout as hand-built JSON (requestlog.py)",
                "logging.getLogger(...).info(json.dumps(record)) to stdout, the same fields",
                apply=_request_log_off, is_off=_request_log_is_off),
-        Switch("json", "JSON answers written directly for /predict and /invocations (views.py, invocations.py)",
-               "flask.jsonify", on_app=_json_off, is_off=_json_is_off),
         Switch("middleware", "one WSGI middleware (server/observe.py) for request IDs, timing, metrics, log",
                "a before_request and an after_request hook doing the same through Flask's proxies",
                on_app=_middleware_off, is_off=_middleware_is_off),
-        Switch("body_limit", "the body-limit request class (server/request.py BoundedRequest)",
-               "flask.Request with MAX_CONTENT_LENGTH (Werkzeug's own limit)",
-               on_app=_body_limit_off, is_off=_body_limit_is_off),
         Switch("typed_dict", "rides validated into a pydantic TypedDict (schema.py)",
                "a pydantic BaseModel, dumped to a dict", apply=_typed_dict_off, is_off=_typed_dict_is_off),
-        Switch("strict_first", "validation tries strict integers-only first (schema.py _validate)",
-               "the contract's schema alone", apply=_strict_first_off, is_off=_strict_first_is_off),
     )
 }  # fmt: skip
 

@@ -18,11 +18,11 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, jsonify, request
 
 from web_service.errors import ErrorDetail, InvalidRequest, UnsupportedMediaType
 from web_service.schema import json_type
-from web_service.views import json_response, predict_rides, read_json
+from web_service.views import predict_rides, read_json
 
 mlflow_protocol = Blueprint("mlflow_protocol", __name__)
 INTEGER = re.compile(r"[-+]?[0-9]+")
@@ -33,7 +33,7 @@ INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 @mlflow_protocol.post("/invocations")
 def invocations() -> Response:
     durations, _, _ = predict_rides(read_records())
-    return json_response(f'{{"predictions":[{",".join(map(repr, durations))}]}}')
+    return jsonify(predictions=durations)
 
 
 @mlflow_protocol.get("/ping")

@@ -20,7 +20,6 @@ import sys
 import time
 from typing import Any
 
-from web_service.server import process
 from web_service.server.observe import Answered
 
 # Methods that need no JSON escaping; anything else a client sends is escaped like the path.
@@ -55,7 +54,7 @@ class RequestLog:
             f'{{"ts": "{self._timestamp()}", "request_id": "{answered.request_id}", "method": {method}, '
             f'"route": {route}, "status": {answered.status}, "latency_ms": {round(answered.seconds * 1000, 3)}, '
             f'"batch_size": {batch}, "model_version": {answered.answered_by or self._model_version}, '
-            f'"pid": {process.pid()}{extra}}}\n'
+            f'"pid": {os.getpid()}{extra}}}\n'
         )
 
     def _cut(self, answered: Answered, line: str, method: str, route: str) -> str:

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, Flask, Request, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 from werkzeug.exceptions import BadRequest
@@ -114,7 +114,7 @@ def _shadow(shadow: Predictor, rides: list[dict[str, Any]], answered: list[float
 
 
 class Prediction(TypedDict):
-    """One ride's answer: what predict() writes by hand, and the document shows."""
+    """One ride's answer: what predict() returns, and the document shows."""
 
     duration: Annotated[float, Field(description="Predicted ride duration, in minutes.")]
     model_version: Annotated[str, Field(description="Run ID (and registry version) that predicted it.")]
@@ -123,16 +123,8 @@ class Prediction(TypedDict):
 @views.post("/predict")
 def predict() -> Response:
     durations, is_batch, predictor = predict_rides(read_json(request))
-    # Written by hand: Flask's JSON response costs more than the prediction. repr() of a float is
-    # exactly what json.dumps writes for it, so clients read back the same double.
-    version = predictor.model_version_json
-    results = [f'{{"duration":{duration!r},"model_version":{version}}}' for duration in durations]
-    return json_response(f"[{','.join(results)}]" if is_batch else results[0])
-
-
-def json_response(text: str, status: int = 200) -> Response:
-    """A response whose body is `text`, already JSON."""
-    return Response(text, status=status, mimetype="application/json")
+    results = [Prediction(duration=duration, model_version=predictor.model_version) for duration in durations]
+    return jsonify(results if is_batch else results[0])
 
 
 class Health(TypedDict):

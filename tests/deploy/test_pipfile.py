@@ -20,6 +20,7 @@ INTERNALS_USED = {
     "gunicorn": "web_service/server/worker.py (tests/web_service/server/test_gunicorn_internals.py)",
     "scikit-learn": "web_service/engine/compiled.py (tests/web_service/engine/test_compiled.py)",
     "treelite": "web_service/engine/boosters.py (tests/web_service/engine/test_boosters.py)",
+    "prometheus-client": "web_service/metrics.py Pending (tests/web_service/test_prometheus_internals.py)",
 }
 
 

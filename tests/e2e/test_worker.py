@@ -194,3 +194,14 @@ def test_replacing_workers_under_load_fails_no_request_and_the_server_keeps_answ
     assert after == 5  # new connections are taken after the change: nothing left refusing them
     if "max_requests" in change:
         assert "Autorestarting worker after current request" in log
+
+
+def test_a_file_response_is_answered_whole(tmp_path):
+    # Gunicorn sends a file response with sock.sendfile(): the worker's buffered client must take it.
+    from tests.e2e.apps.file_answer import FILE
+
+    with gunicorn("tests.e2e.apps.file_answer:app", tmp_path / "file.log") as server:
+        answer = requests.get(f"{server.url}/file", timeout=10)
+        assert answer.status_code == 200
+        assert answer.content == FILE.read_bytes()
+        assert "Traceback" not in server.output()

@@ -1,8 +1,7 @@
-"""Facts about this process that stay true until it forks, kept without a system call per request.
+"""Per-process state that must be renewed in every forked child: request IDs and periodic threads.
 
-`os.getpid()` and `os.urandom()` are system calls; under load a handful per request costs as much
-as the prediction. Both are read once per process and renewed in every forked child (Gunicorn
-forks its workers from the master that built the app).
+Gunicorn forks its workers from the master that built the app: a request-ID prefix copied into
+every worker would repeat across them, and a thread started in the master does not survive fork.
 """
 
 from __future__ import annotations
@@ -23,19 +22,14 @@ class _Process:
         self.renew()
 
     def renew(self) -> None:
-        self.pid = os.getpid()
-        # 64 random bits per process, then a counter: IDs unique across workers and restarts.
+        # 64 random bits per process, then a counter: IDs unique across workers and restarts, and
+        # consecutive, which the canary's split relies on for an even stride (web_service.lineup).
         self.id_prefix = os.urandom(8).hex()
         self.counter = itertools.count()
 
 
 _current = _Process()
 os.register_at_fork(after_in_child=_current.renew)
-
-
-def pid() -> int:
-    """This process's ID, as os.getpid() would say."""
-    return _current.pid
 
 
 def new_request_id() -> str:
@@ -47,21 +41,25 @@ class Periodic:
     """Call `action` every `seconds` from a daemon thread of this process, and once more at exit.
 
     Threads do not survive fork: `ensure_running()`, cheap enough for every request, starts the
-    thread in whichever process (Gunicorn worker) first needs it.
+    thread in whichever process (Gunicorn worker) first needs it, and a forked child forgets it.
     """
 
     def __init__(self, seconds: float, action: Callable[[], None], name: str) -> None:
         self.seconds, self.action, self.name = seconds, action, name
-        self._thread_pid: int | None = None
-        self._lock = threading.Lock()
+        self._forget()
+        os.register_at_fork(after_in_child=self._forget)
         atexit.register(self._run_once)
 
+    def _forget(self) -> None:
+        self._started = False
+        self._lock = threading.Lock()  # a lock held at fork time would stay held in the child
+
     def ensure_running(self) -> None:
-        if self._thread_pid == _current.pid:
+        if self._started:
             return
         with self._lock:
-            if self._thread_pid != _current.pid:
-                self._thread_pid = _current.pid
+            if not self._started:
+                self._started = True
                 threading.Thread(target=self._run_forever, name=self.name, daemon=True).start()
 
     def _run_forever(self) -> None:

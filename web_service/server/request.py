@@ -1,4 +1,4 @@
-"""The request class: Flask's, with the body limit applied exactly and only where it does work."""
+"""The request class: Flask's, with the body limit applied to chunked bodies too."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from werkzeug.sansio.utils import get_content_length
 
 
 class BoundedRequest(Request):
-    """Enforces MAX_BODY_BYTES on every body, declared or chunked, and nowhere else.
+    """Enforces MAX_BODY_BYTES on every body, declared or chunked.
 
-    - A body that declares a Content-Length over the limit is refused at once (413).
-    - A body that declares one within it is read as it is: the server reads exactly that many
-      bytes, so Werkzeug's LimitedStream wrap (a fifth of an empty endpoint's time) protects nothing.
-    - A chunked body, with no declared length, is read one byte past the limit: Werkzeug alone
-      would stop at the limit and silently parse a truncated body.
+    - A body that declares a Content-Length over the limit is refused at once (413), and one within
+      it is read through Werkzeug's limited stream, as Flask does.
+    - A chunked body, with no declared length, is read one byte past the limit and refused if it
+      holds more: Werkzeug alone stops at the limit and silently parses a truncated body.
     """
 
     body_limit: int | None = None  # set per app by `bounded_request`
@@ -29,10 +28,10 @@ class BoundedRequest(Request):
 
     @property
     def max_content_length(self) -> int | None:
-        limit, declared = self.body_limit, self.declared_length
-        if limit is None or (declared is not None and declared <= limit):
+        limit = self.body_limit
+        if limit is None:
             return None
-        return limit if declared is not None else limit + 1
+        return limit if self.declared_length is not None else limit + 1
 
     def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False) -> Any:
         if self.body_limit is not None and self.declared_length is None:

@@ -171,6 +171,13 @@ class BufferedClient:
         self.sendall(data)
         return len(data)
 
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """A file response (Flask's send_file), into the answer buffer like any other write."""
+        file.seek(offset)
+        data = file.read(count) if count else file.read()
+        self.sendall(data)
+        return len(data)
+
     def shutdown(self, how: int) -> None:
         self._close()
 
