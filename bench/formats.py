@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import publish
 from bench.servers import start
 from harness.backends import BUCKET, s3_server
 from harness.fixtures import FIXTURES, expected, store
@@ -197,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         text += ["", "Real rides: every February 2021 green ride the API accepts, trained on January 2021.", "",
                  "| model | engine | bit-identical to the release that made it | largest difference (minutes) |",
                  "|---|---|---|---|", *exact]  # fmt: skip
-    report = "\n".join(text) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
-    sys.stdout.write(report)
-    return 0
+    return publish(args.out, "\n".join(text) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import servers
+from bench import publish, servers
 from harness.backends import s3_server, tracking_server
 from web_service_mlflow.layout import LOCAL_STORE, run_artifacts
 from web_service_mlflow.settings import default_run_id
@@ -107,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(args.workers, args.workdir)
     table = [f"| source ({args.workers} workers) | start to first prediction |", "|---|---|"]
     table += [f"| {label} | {seconds:.2f} s |" for label, seconds in rows]
-    text = "\n".join(table) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    sys.stdout.write(text)
-    return 0
+    return publish(args.out, "\n".join(table) + "\n")
 
 
 if __name__ == "__main__":

@@ -112,16 +112,31 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-class TrackingSource:
+class _ThroughTrackingServer:
+    """What a source that MLflow's client reads from a tracking server does once it has resolved."""
+
+    tracking_uri: str
+    description: str
+
+    def prepare(self) -> None:
+        _import_mlflow()
+
+    def download(self, model: ResolvedModel, dest: Path) -> None:
+        with failures(self.description):
+            _download_model(self.tracking_uri, model, dest)
+
+    def download_reference(self, model: ResolvedModel, dest: Path) -> None:
+        with failures(self.description):
+            _download_run_artifact(self.tracking_uri, model.run_id, model.reference, dest)
+
+
+class TrackingSource(_ThroughTrackingServer):
     """`runs:/<RUN_ID>/<path>` (or `models:/m-<id>`) through an MLflow tracking server, MLflow resolving."""
 
     def __init__(self, tracking_uri: str, wanted: Wanted) -> None:
         self.tracking_uri, self.wanted = tracking_uri, wanted
         named = f"logged model {wanted.model_id}" if wanted.model_id else f"run {wanted.run_id}"
         self.description = f"tracking server {redact_uri(tracking_uri)}, {named}"
-
-    def prepare(self) -> None:
-        _import_mlflow()
 
     def resolve(self) -> ResolvedModel:
         with failures(self.description):
@@ -138,16 +153,8 @@ class TrackingSource:
         return ResolvedModel(run_id, None, self.wanted.artifact_path, self.wanted.model_id, model.location,
                              preprocessor, self.wanted.cache_key(), reference)  # fmt: skip
 
-    def download(self, model: ResolvedModel, dest: Path) -> None:
-        with failures(self.description):
-            _download_model(self.tracking_uri, model, dest)
 
-    def download_reference(self, model: ResolvedModel, dest: Path) -> None:
-        with failures(self.description):
-            _download_run_artifact(self.tracking_uri, model.run_id, model.reference, dest)
-
-
-class RegistrySource:
+class RegistrySource(_ThroughTrackingServer):
     """`models:/<name>@<alias>` or `models:/<name>/<version>` through the model registry."""
 
     def __init__(self, tracking_uri: str, model_uri: str) -> None:
@@ -159,9 +166,6 @@ class RegistrySource:
         self.tracking_uri, self.model_uri = tracking_uri, model_uri
         self.name, self.alias, self.version = match["name"], match["alias"], match["version"]
         self.description = f"model registry {redact_uri(tracking_uri)}, {redact_uri(model_uri)}"
-
-    def prepare(self) -> None:
-        _import_mlflow()
 
     def resolve(self) -> ResolvedModel:
         with failures(self.description):
@@ -178,14 +182,6 @@ class RegistrySource:
         key = model_id or f"{found.run_id}-{_digest(str(found.source))}"
         return ResolvedModel(found.run_id, f"{self.name}/{found.version}", None, None,
                              f"models:/{self.name}/{found.version}", preprocessor, key, reference)  # fmt: skip
-
-    def download(self, model: ResolvedModel, dest: Path) -> None:
-        with failures(self.description):
-            _download_model(self.tracking_uri, model, dest)
-
-    def download_reference(self, model: ResolvedModel, dest: Path) -> None:
-        with failures(self.description):
-            _download_run_artifact(self.tracking_uri, model.run_id, model.reference, dest)
 
     def aliased_version(self) -> str:
         """`<name>/<version>`: where the alias points now; one REST call (the hot swap's poll)."""
