@@ -89,7 +89,7 @@ def test_the_healthcheck_says_in_one_line_that_port_is_not_a_number():
     done = command("web_service.healthcheck", PORT="abc")
 
     assert done.returncode == 1
-    assert done.stderr == "not ready: http://127.0.0.1:abc/ready: nonnumeric port: 'abc'\n"
+    assert done.stderr == "not ready: PORT must be a whole number from 1 to 65535, got 'abc'\n"
 
 
 @pytest.mark.parametrize(
