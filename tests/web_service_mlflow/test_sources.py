@@ -7,10 +7,12 @@ import os
 
 import pytest
 
+# mlflow-skinny is a serving package: installed wherever the tests run, so a plain import, which
+# fails (rather than skips) if MLflow moves the variable objects the service sets defaults on.
+from mlflow import environment_variables as variables
+
 from web_service_mlflow import sources
 from web_service_mlflow.sources import MLFLOW_CLIENT_DEFAULTS
-
-variables = pytest.importorskip("mlflow.environment_variables")
 
 
 @pytest.fixture
