@@ -40,8 +40,9 @@ REPO = Path(__file__).resolve().parents[1]
 SERVICE_APP = "web_service_mlflow.predict:app"
 SHIPPED, AGAIN, EMPTY = "as shipped", "as shipped, a second copy (the noise)", "empty endpoint"
 SHIPPED_WORKER = "web_service.server.worker.DrainingWorker"
-# The tricks each estimated at under 3 % of throughput in the 2026-11-26 runs: what deleting them all would cost.
-TOGETHER = ("pending", "middleware", "typed_dict")
+# --together: tricks to switch off at once, in one more variant. None by default: of the tricks each
+# estimated under 3 % in the 2026-11-26 runs, all were deleted but Pending (kept for large batches).
+TOGETHER: tuple[str, ...] = ()
 COMPILED_ENGINE = "compiled tree_table"
 # Checked on every variant: the same answers as shipped, to a ride, a batch (a zone as 14.0), /invocations.
 BATCH = [RIDE, {"PULocationID": 14.0, "DOLocationID": 50, "trip_distance": 3.5},

@@ -2,8 +2,8 @@
 
 bench/ablation.py starts the service once per switch, through `bench.apps.ablation:serve(...)`,
 and measures what each trick buys. Nothing here is a setting of the service: a switch replaces one
-function, class or object of web_service in the Gunicorn master, before the app is built (or, for
-what lives on the app, right after), and Gunicorn forks the workers from it.
+function, class or object of web_service in the Gunicorn master, before the app is built, and
+Gunicorn forks the workers from it.
 
 Every "off" is what a Flask tutorial would write, giving the same answers. A switch whose target
 was renamed or moved fails loudly (`replace` refuses an attribute that does not exist), so that a
@@ -17,14 +17,12 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import flask
-from flask import Flask, g, request
+from flask import Flask
 
 # (object, attribute, new value): setattr that refuses an attribute the object does not have.
 Patch = Callable[[Any, str, Any], None]
@@ -45,7 +43,6 @@ class Switch:
     trick: str  # what the service does
     off: str  # what the plain implementation does instead
     apply: Callable[[Patch], None] | None = None  # replaces module-level code, before the app is built
-    on_app: Callable[[Flask], None] | None = None  # changes the built app
     is_off: Callable[[Flask], bool] | None = None  # the switch took effect, seen from the built app
     gunicorn_args: str = ""  # for what Gunicorn's config decides (GUNICORN_CMD_ARGS)
 
@@ -162,100 +159,8 @@ def _request_log_off(patch: Patch) -> None:
     patch(app_module, "RequestLog", LoggingRequestLog)
 
 
-def observers(app: Flask) -> tuple[Any, ...]:
-    """The observers the app hands each answered request to (through the middleware or the hooks)."""
-    from web_service.server.observe import ObservedApp
-
-    if isinstance(app.wsgi_app, ObservedApp):
-        return app.wsgi_app.observers
-    return app.extensions["ablation_observers"]
-
-
 def _request_log_is_off(app: Flask) -> bool:
-    return any(isinstance(observer, LoggingRequestLog) for observer in observers(app))
-
-
-# --- one WSGI middleware instead of Flask hooks ---------------------------------------------------
-
-
-def _middleware_off(app: Flask) -> None:
-    """The middleware's work in a before- and an after-request hook, reaching the request through Flask's proxies."""
-    from web_service.server.observe import (
-        _SAFE_ID,
-        ANSWERED_BY_KEY,
-        BATCH_SIZE_KEY,
-        REQUEST_ID_HEADER,
-        REQUEST_ID_KEY,
-        Answered,
-        ObservedApp,
-    )
-    from web_service.server.process import new_request_id
-
-    observed = app.wsgi_app
-    if not isinstance(observed, ObservedApp):
-        raise TypeError(f"the app's wsgi_app is {observed!r}, not ObservedApp: update bench/ablation_switches.py")
-    app.wsgi_app = observed.wsgi_app
-    routes, found = observed.routes, observed.observers
-    app.extensions["ablation_observers"] = found
-
-    def start_observing() -> None:
-        g.started = time.perf_counter()
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        request.environ[REQUEST_ID_KEY] = given if given and _SAFE_ID.fullmatch(given) else new_request_id()
-
-    def finish_observing(response: flask.Response) -> flask.Response:
-        request_id = request.environ[REQUEST_ID_KEY]
-        response.headers[REQUEST_ID_HEADER] = request_id
-        answered = Answered(
-            request_id, request.method, request.path, request.path if request.path in routes else None,
-            response.status_code, time.perf_counter() - g.started, request.environ.get(BATCH_SIZE_KEY),
-            request.environ.get(ANSWERED_BY_KEY),
-        )  # fmt: skip
-        for observer in found:
-            observer(answered)
-        return response
-
-    # First before any other hook (auth), last after every other: as the middleware wraps them all.
-    app.before_request_funcs.setdefault(None, []).insert(0, start_observing)
-    app.after_request_funcs.setdefault(None, []).insert(0, finish_observing)
-
-
-def _middleware_is_off(app: Flask) -> bool:
-    from web_service.server.observe import ObservedApp
-
-    return not isinstance(app.wsgi_app, ObservedApp) and "ablation_observers" in app.extensions
-
-
-# --- rides validated into a TypedDict --------------------------------------------------------------
-
-
-def _typed_dict_off(patch: Patch) -> None:
-    from pydantic import BaseModel, ConfigDict, TypeAdapter
-
-    from web_service import schema
-
-    class Ride(BaseModel):
-        """One taxi ride, as a pydantic model: validated, then dumped to the dict the predictor takes."""
-
-        model_config = ConfigDict(extra="ignore")
-        PULocationID: schema.ZoneID
-        DOLocationID: schema.ZoneID
-        trip_distance: schema.Distance
-
-    @dataclass
-    class DumpedRideRequest(schema.RideRequest):
-        def __post_init__(self) -> None:
-            self.rides = [ride.model_dump() for ride in self.rides]
-
-    patch(schema, "RIDE", TypeAdapter(Ride))
-    patch(schema, "_RIDE_LIST", TypeAdapter(list[Ride]))
-    patch(schema, "RideRequest", DumpedRideRequest)
-
-
-def _typed_dict_is_off(app: Flask) -> bool:
-    from web_service import schema
-
-    return schema.RideRequest.__name__ == "DumpedRideRequest" and schema.RIDE.core_schema["type"] == "model"
+    return any(isinstance(observer, LoggingRequestLog) for observer in app.extensions["observers"])
 
 
 SWITCHES = {
@@ -275,34 +180,15 @@ SWITCHES = {
         Switch("request_log", "the request log written straight to stdout as hand-built JSON (requestlog.py)",
                "logging.getLogger(...).info(json.dumps(record)) to stdout, the same fields",
                apply=_request_log_off, is_off=_request_log_is_off),
-        Switch("middleware", "one WSGI middleware (server/observe.py) for request IDs, timing, metrics, log",
-               "a before_request and an after_request hook doing the same through Flask's proxies",
-               on_app=_middleware_off, is_off=_middleware_is_off),
-        Switch("typed_dict", "rides validated into a pydantic TypedDict (schema.py)",
-               "a pydantic BaseModel, dumped to a dict", apply=_typed_dict_off, is_off=_typed_dict_is_off),
     )
 }  # fmt: skip
 
 
 def switch_off(names: Iterable[str], patch: Patch = replace) -> None:
-    """Switch the named tricks off: module-level code now, the app's own when startup builds it."""
-    chosen = [SWITCHES[name] for name in names]
-    for switch in chosen:
+    """Switch the named tricks off, before the app is built."""
+    for switch in [SWITCHES[name] for name in names]:
         if switch.apply is not None:
             switch.apply(patch)
-    on_app = [switch.on_app for switch in chosen if switch.on_app is not None]
-    if on_app:
-        import web_service.startup as startup
-
-        build = startup.create_app
-
-        def create_app(*args: Any, **kwargs: Any) -> Flask:
-            app = build(*args, **kwargs)
-            for change in on_app:
-                change(app)
-            return app
-
-        patch(startup, "create_app", create_app)
 
 
 def tricks_off(app: Flask) -> list[str]:

@@ -14,11 +14,11 @@ from web_service.invocations import mlflow_protocol
 from web_service.lineup import Lineup
 from web_service.livedrift import start_live_drift
 from web_service.metrics import RequestMetrics, announce_model, init_metrics, service_metrics
+from web_service.observe import init_observers, request_id
 from web_service.openapi import build_document, openapi_views
 from web_service.predictionlog import PredictionLog
 from web_service.predictor import Predictor
 from web_service.requestlog import RequestLog
-from web_service.server.observe import ObservedApp, request_id
 from web_service.server.request import bounded_request
 from web_service.settings import AppSettings
 from web_service.views import SERVING, Serving, lineup_self_check, views
@@ -57,9 +57,8 @@ def create_app(settings: AppSettings, models: Predictor | Lineup, announce: bool
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
-    # Every route is a fixed path; the middleware names a request's route by its path.
     routes = {rule.rule for rule in app.url_map.iter_rules()}
-    app.wsgi_app = ObservedApp(app.wsgi_app, routes, [RequestMetrics(), RequestLog(predictor.model_version)])
+    init_observers(app, routes, [RequestMetrics(), RequestLog(predictor.model_version)])
     return app
 
 

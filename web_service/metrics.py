@@ -35,8 +35,8 @@ from prometheus_client import (
 
 from web_service.environment import env_str, read
 from web_service.errors import SettingsError
+from web_service.observe import Answered
 from web_service.server import process
-from web_service.server.observe import Answered
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 

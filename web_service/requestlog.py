@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from web_service.server.observe import Answered
+from web_service.observe import Answered
 
 # Methods that need no JSON escaping; anything else a client sends is escaped like the path.
 PLAIN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

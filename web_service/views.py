@@ -15,10 +15,10 @@ from web_service.errors import ErrorDetail, InvalidRequest, NotReady, Unsupporte
 from web_service.lineup import CANARY_KEY_HEADER, Lineup
 from web_service.livedrift import LiveDrift
 from web_service.metrics import observe_predictions, observe_shadow
+from web_service.observe import note_answered_by, note_batch_size, request_id
 from web_service.predictionlog import PredictionLog
 from web_service.predictor import ModelDescription, Predictor
 from web_service.schema import parse_rides
-from web_service.server.observe import note_answered_by, note_batch_size, request_id
 
 logger = logging.getLogger(__name__)
 views = Blueprint("views", __name__)

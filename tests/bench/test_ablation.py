@@ -17,9 +17,8 @@ from prometheus_client import REGISTRY
 import web_service.startup as startup
 from bench import ablation
 from bench.ablation_switches import SWITCHES, load_uncompiled, replace, switch_off, tricks_off
-from web_service import metrics, schema
+from web_service import metrics
 from web_service.engine import fastpath
-from web_service.errors import InvalidRequest
 from web_service.features import prepare_features
 from web_service.loading import Provenance
 from web_service.predictor import Predictor
@@ -121,36 +120,6 @@ def test_request_log_off_writes_the_same_fields_through_logging(linear_pipeline,
     }
 
 
-def test_middleware_off_observes_through_hooks(linear_pipeline, compiled_linear, monkeypatch, capsys):
-    client = build(linear_pipeline, "middleware", monkeypatch=monkeypatch, compiled=compiled_linear).test_client()
-
-    answer = client.post("/predict", json=RIDE, headers={"X-Request-ID": "given-1"})
-    missing = client.get("/nowhere")
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-
-    assert answer.headers["X-Request-ID"] == "given-1" and len(missing.headers["X-Request-ID"]) == 32
-    assert [(line["request_id"], line["route"], line["status"], line["batch_size"]) for line in lines[-2:]] == [
-        ("given-1", "/predict", 200, 1),
-        (missing.headers["X-Request-ID"], "/nowhere", 404, None),
-    ]
-
-
-def test_typed_dict_off_validates_into_a_model_and_gives_the_same_dicts_and_errors(monkeypatch):
-    bodies = [RIDE, {"PULocationID": 14.0, "DOLocationID": 50, "trip_distance": 1}, [RIDE, RIDE]]
-    expected = [schema.parse_rides(body, 10).rides for body in bodies]
-    with pytest.raises(InvalidRequest) as shipped_error:
-        schema.parse_rides([RIDE, {"PULocationID": 14.5, "DOLocationID": "x"}], 10)
-
-    switch_off(["typed_dict"], monkeypatch.setattr)
-
-    assert schema.RIDE.core_schema["type"] == "model"
-    assert type(schema.parse_rides(RIDE, 10)).__name__ == "DumpedRideRequest"
-    assert [schema.parse_rides(body, 10).rides for body in bodies] == expected
-    with pytest.raises(InvalidRequest) as error:
-        schema.parse_rides([RIDE, {"PULocationID": 14.5, "DOLocationID": "x"}], 10)
-    assert error.value.to_dict() == shipped_error.value.to_dict()
-
-
 def test_the_worker_is_switched_by_gunicorns_own_option():
     (worker,) = [variant for variant in ablation.variants(["worker"]) if variant.switch]
 
@@ -172,8 +141,8 @@ def test_the_report_shows_what_each_trick_buys():
 
 
 def test_tricks_switched_off_together_are_all_off(linear_pipeline, compiled_linear, monkeypatch):
-    (together,) = [variant for variant in ablation.variants([], ["pending", "middleware"]) if variant.switches]
+    (together,) = [variant for variant in ablation.variants([], ["pending", "request_log"]) if variant.switches]
     app = build(linear_pipeline, *together.switches, monkeypatch=monkeypatch, compiled=compiled_linear)
 
-    assert together.app == 'bench.apps.ablation:serve("pending", "middleware")'
-    assert tricks_off(app) == ["pending", "middleware"]
+    assert together.app == 'bench.apps.ablation:serve("pending", "request_log")'
+    assert tricks_off(app) == ["pending", "request_log"]

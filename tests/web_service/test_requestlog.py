@@ -4,7 +4,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from web_service.server.observe import REQUEST_ID_HEADER
+from web_service.observe import REQUEST_ID_HEADER
 
 RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
@@ -41,6 +41,25 @@ def test_errors_are_logged_with_their_status_and_route(client, capsys):
     client.get("/nope")
 
     assert [(line["route"], line["status"]) for line in log_lines(capsys)] == [("/predict", 400), ("/nope", 404)]
+
+
+def test_a_request_refused_before_its_view_still_gets_an_id_and_a_line(predictor, capsys):
+    # The hooks wrap every other one: a 401 from the token check is identified and logged too.
+    from web_service.app import create_app
+    from web_service.settings import AppSettings
+
+    client = create_app(AppSettings(api_tokens=("alpha-token",)), predictor).test_client()
+
+    response = client.post("/predict", json=RIDE, headers={REQUEST_ID_HEADER: "refused-1"})
+
+    assert (response.status_code, response.headers[REQUEST_ID_HEADER]) == (401, "refused-1")
+    [line] = log_lines(capsys)
+    assert (line["request_id"], line["route"], line["status"], line["batch_size"]) == (
+        "refused-1",
+        "/predict",
+        401,
+        None,
+    )
 
 
 def test_a_line_stays_valid_json_whatever_path_a_client_sends(client, capsys):
