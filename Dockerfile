@@ -39,6 +39,15 @@ RUN /opt/pipenv/bin/pipenv install --system --deploy --categories slim \
     && find /opt/venv/lib -depth -type d -name tests -exec rm -rf {} + \
     && python3 -m pip uninstall --yes --quiet pip setuptools
 
+# --- code: the service's own files, compiled to bytecode once for every image ---------------------
+# The app never writes bytecode at run time (PYTHONDONTWRITEBYTECODE), so it is compiled here.
+FROM ${BASE_IMAGE} AS code
+WORKDIR /app
+COPY gunicorn.conf.py test.py ./
+COPY web_service/ web_service/
+COPY web_service_mlflow/ web_service_mlflow/
+RUN python3 -m compileall -q web_service web_service_mlflow gunicorn.conf.py
+
 # --- bake: one run's verified compiled form, made with scikit-learn here, for the slim image -------
 # RUN_ID (default: the embedded run) and MLFLOW_TRACKING_URI or MODEL_ARTIFACT_ROOT name the run,
 # as they do at run time; they are build arguments here only, never in the image.
@@ -47,61 +56,20 @@ ARG RUN_ID=""
 ARG MLFLOW_TRACKING_URI=""
 ARG MODEL_ARTIFACT_ROOT=""
 WORKDIR /app
-COPY web_service/ web_service/
-COPY web_service_mlflow/ web_service_mlflow/
+COPY --from=code /app ./
 COPY mlruns/ mlruns/
 RUN python3 -m web_service_mlflow.baked --out /app/baked
 
-# --- slim: serves the baked run only, and refuses any other at start ------------------------------
-FROM ${BASE_IMAGE} AS slim
+# --- runtime: what both images share: the user, the port, the health check, the launcher ----------
+FROM ${BASE_IMAGE} AS runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 
-RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin app
-COPY --from=slim-build /opt/venv /opt/venv
-
-WORKDIR /app
-COPY gunicorn.conf.py test.py ./
-COPY web_service/ web_service/
-COPY web_service_mlflow/ web_service_mlflow/
-COPY --from=bake /app/baked baked/
-RUN python3 -m compileall -q web_service web_service_mlflow gunicorn.conf.py
-
-USER 10001:10001
-EXPOSE 9696
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python3", "-m", "web_service.healthcheck"]
-STOPSIGNAL SIGTERM
-ENTRYPOINT ["python3", "-m", "web_service.serve"]
-CMD ["web_service_mlflow.predict_baked:app"]
-
-# --- runtime: the full image, and the default target ----------------------------------------------
-FROM ${BASE_IMAGE}
-
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PATH=/opt/venv/bin:$PATH \
-    MODEL_CACHE_DIR=/home/app/.cache/ride-duration/models
-
 # A user of its own, named by number so that Kubernetes-style runAsNonRoot checks can verify it.
 RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin app
-COPY --from=build /opt/venv /opt/venv
-
 WORKDIR /app
-COPY gunicorn.conf.py test.py ./
-COPY web_service/ web_service/
-COPY web_service_mlflow/ web_service_mlflow/
-COPY mlruns/ mlruns/
-# Bytecode compiled now: the app never writes it at run time (PYTHONDONTWRITEBYTECODE).
-RUN python3 -m compileall -q web_service web_service_mlflow gunicorn.conf.py
-
-USER 10001:10001
-# Compile and verify the embedded forest once, at build time: its verified form lands in the cache,
-# so a container serving the default run starts without loading scikit-learn.
-RUN python3 -c "from web_service_mlflow.predict import app"
-
 EXPOSE 9696
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python3", "-m", "web_service.healthcheck"]
@@ -113,4 +81,23 @@ STOPSIGNAL SIGTERM
 # Gunicorn in the same process, as `gunicorn` would: it reads ./gunicorn.conf.py, binds 0.0.0.0:9696
 # and takes the rest from the environment. Arguments after the image name go to Gunicorn.
 ENTRYPOINT ["python3", "-m", "web_service.serve"]
+
+# --- slim: serves the baked run only, and refuses any other at start ------------------------------
+FROM runtime AS slim
+COPY --from=slim-build /opt/venv /opt/venv
+COPY --from=code /app ./
+COPY --from=bake /app/baked baked/
+USER 10001:10001
+CMD ["web_service_mlflow.predict_baked:app"]
+
+# --- full: the default target (last) ----------------------------------------------------------------
+FROM runtime
+ENV MODEL_CACHE_DIR=/home/app/.cache/ride-duration/models
+COPY --from=build /opt/venv /opt/venv
+COPY --from=code /app ./
+COPY mlruns/ mlruns/
+USER 10001:10001
+# Compile and verify the embedded forest once, at build time: its verified form lands in the cache,
+# so a container serving the default run starts without loading scikit-learn.
+RUN python3 -c "from web_service_mlflow.predict import app"
 CMD ["web_service_mlflow.predict:app"]

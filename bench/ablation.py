@@ -40,9 +40,9 @@ REPO = Path(__file__).resolve().parents[1]
 SERVICE_APP = "web_service_mlflow.predict:app"
 SHIPPED, AGAIN, EMPTY = "as shipped", "as shipped, a second copy (the noise)", "empty endpoint"
 SHIPPED_WORKER = "web_service.server.worker.DrainingWorker"
-# --together: tricks to switch off at once, in one more variant. None by default: of the tricks each
-# estimated under 3 % in the 2026-11-26 runs, all were deleted but Pending (kept for large batches).
-TOGETHER: tuple[str, ...] = ()
+# One more variant with these off at once: the two tricks under 3 % each for one ride, kept for
+# what they save on batches (bench/results/ablation_batch.md).
+TOGETHER = ("pending", "typed_dict")
 COMPILED_ENGINE = "compiled tree_table"
 # Checked on every variant: the same answers as shipped, to a ride, a batch (a zone as 14.0), /invocations.
 BATCH = [RIDE, {"PULocationID": 14.0, "DOLocationID": 50, "trip_distance": 3.5},
@@ -301,10 +301,7 @@ def report(results: dict[str, Rounds], chosen: list[Variant], args: argparse.Nam
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=3, help="wrk duration per load")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians reported)")
+    parser = wrk.load_parser(__doc__, seconds=3, rounds=5)
     parser.add_argument("--app-seconds", type=float, default=0.6, help="in-process: time per variant and round")
     parser.add_argument("--app-rounds", type=int, default=15, help="in-process: interleaved rounds")
     parser.add_argument(

@@ -1,5 +1,7 @@
 """The app's own CPU per request, in-process, with each trick off: finer than wrk on a shared machine.
 
+    python -m bench.ablation_inprocess --rides 1000    # standalone: batches; writes bench/results/ablation_batch.md
+
 One child process per variant builds the app as Gunicorn's master would (as shipped, or
 `bench.apps.ablation:serve(name)`; metrics in multiprocess mode, the request log to a file), then
 on each command calls the WSGI app directly with POST /predict of one ride for a given time and
@@ -17,21 +19,38 @@ import argparse
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import publish
+
 REPO = Path(__file__).resolve().parents[1]
+# The tricks kept for batches (docs/performance.md): what a standalone run switches off by default.
+BATCH_SWITCHES = ("pending", "typed_dict")
 # A round of `seconds` is cut in this many bursts; the cheapest per request is reported.
 BURSTS = 25
-BODY = json.dumps({"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}).encode()
+RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 
 
-def child(switch: str | None, result_fd: int) -> None:
+def body(rides: int) -> bytes:
+    """One ride as a JSON object, or a batch of `rides` as the serving benchmark sends it."""
+    if rides == 1:
+        return json.dumps(RIDE).encode()
+    from bench.serving import batch_body
+
+    return json.dumps(batch_body(rides)).encode()
+
+
+def child(switch: str | None, result_fd: int, rides: int = 1) -> None:
     """Build the app, then answer each command (seconds to run) with CPU µs per request and the count."""
+    sent = body(rides)
     if switch is None:
         from web_service_mlflow.predict import app
     elif switch == "empty":
@@ -43,7 +62,7 @@ def child(switch: str | None, result_fd: int) -> None:
     base = {
         "REQUEST_METHOD": "POST", "PATH_INFO": "/predict", "SCRIPT_NAME": "", "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "9696", "SERVER_PROTOCOL": "HTTP/1.1",
-        "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(BODY)), "HTTP_HOST": "127.0.0.1:9696",
+        "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(sent)), "HTTP_HOST": "127.0.0.1:9696",
         "wsgi.url_scheme": "http", "wsgi.version": (1, 0), "wsgi.errors": sys.stderr,
         "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
     }  # fmt: skip
@@ -54,7 +73,7 @@ def child(switch: str | None, result_fd: int) -> None:
 
     def one() -> None:
         environ = dict(base)
-        environ["wsgi.input"] = io.BytesIO(BODY)
+        environ["wsgi.input"] = io.BytesIO(sent)
         body = app(environ, start_response)
         b"".join(body)
         getattr(body, "close", lambda: None)()
@@ -77,7 +96,7 @@ def child(switch: str | None, result_fd: int) -> None:
 
 
 @contextmanager
-def started(switch: str | None, workdir: Path) -> Iterator[tuple[subprocess.Popen, io.TextIOWrapper]]:
+def started(switch: str | None, workdir: Path, rides: int) -> Iterator[tuple[subprocess.Popen, io.TextIOWrapper]]:
     read, write = os.pipe()
     label = switch or "shipped"
     label = label if len(label) < 40 else "together"
@@ -93,6 +112,8 @@ def started(switch: str | None, workdir: Path) -> Iterator[tuple[subprocess.Pope
         switch or "shipped",
         "--result-fd",
         str(write),
+        "--rides",
+        str(rides),
     ]
     with (workdir / f"inprocess-{label}.log").open("a") as log:
         process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=log, stderr=log,
@@ -107,11 +128,13 @@ def started(switch: str | None, workdir: Path) -> Iterator[tuple[subprocess.Pope
         results.close()
 
 
-def measure(names: dict[str, str | None], workdir: Path, rounds: int, seconds: float) -> dict[str, list[float]]:
-    """Each variant's CPU µs per request in each round: {variant name: [round 1, ...]}."""
+def measure(
+    names: dict[str, str | None], workdir: Path, rounds: int, seconds: float, rides: int = 1
+) -> dict[str, list[float]]:
+    """Each variant's CPU µs per request of `rides` rides in each round: {variant name: [round 1, ...]}."""
     found: dict[str, list[float]] = {name: [] for name in names}
     with ExitStack() as stack:
-        children = {name: stack.enter_context(started(switch, workdir)) for name, switch in names.items()}
+        children = {name: stack.enter_context(started(switch, workdir, rides)) for name, switch in names.items()}
         order = list(names)
         for name in order:  # warm: the first requests fill caches
             _run(children[name], min(seconds, 0.5), name)
@@ -134,13 +157,46 @@ def _run(child_: tuple[subprocess.Popen, io.TextIOWrapper], seconds: float, name
     return answer["cpu_us"]
 
 
+def batch_table(found: dict[str, list[float]], rides: int, rounds: int, seconds: float) -> str:
+    """The standalone run's report: each variant's app CPU per request of `rides` rides, paired with as shipped's."""
+    shipped = found["as shipped"]
+    rows = []
+    for name, values in found.items():
+        median = statistics.median(values)
+        paired = sorted(value / base for value, base in zip(values, shipped, strict=True))
+        added = "" if name == "as shipped" else f"+{median - statistics.median(shipped):,.0f} µs"
+        ratio = "" if name == "as shipped" else f"{paired[0]:.2f}-{paired[-1]:.2f} ({statistics.median(paired):.2f})"
+        rows.append(f"| {name} | {median:,.0f} µs | {ratio} | {added} |")
+    return (
+        f"# Ablation, in-process: a batch of {rides:,} rides per request (2 cores)\n\n"
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `python -m bench.ablation_inprocess --rides {rides}`. "
+        f"The app built as the Gunicorn master builds it, called directly with POST /predict of {rides:,} rides "
+        f"(bench/serving.py's batch); the process's CPU per request in the cheapest of {BURSTS} bursts per round, "
+        f"{rounds} interleaved rounds of {seconds:g} s with the order rotated; medians. bench/ablation.py measures "
+        "one ride per request; these tricks are kept for what they save on batches.\n\n"
+        "| trick off | the app's CPU per request | paired rounds: over as shipped's, lowest-highest (median) "
+        "| app CPU added with the trick off |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help="run as the child for these switches, comma-separated ('shipped': none)")
     parser.add_argument("--result-fd", type=int)
+    parser.add_argument("--rides", type=int, default=1, help="rides per request")
+    parser.add_argument("--switches", nargs="+", default=list(BATCH_SWITCHES),
+                        help="standalone: the tricks to switch off, one variant each")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=9, help="standalone: interleaved rounds")
+    parser.add_argument("--seconds", type=float, default=1.0, help="standalone: time per variant and round")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ablation_batch.md")
     args = parser.parse_args(argv)
-    child(None if args.child == "shipped" else args.child, args.result_fd)
-    return 0
+    if args.child:
+        child(None if args.child == "shipped" else args.child, args.result_fd, args.rides)
+        return 0
+    names = {"as shipped": None} | {name: name for name in args.switches}
+    with tempfile.TemporaryDirectory(prefix="bench-ablation-batch-") as tmp:
+        found = measure(names, Path(tmp), args.rounds, args.seconds, args.rides)
+    return publish(args.out, batch_table(found, args.rides, args.rounds, args.seconds))
 
 
 if __name__ == "__main__":

@@ -163,6 +163,38 @@ def _request_log_is_off(app: Flask) -> bool:
     return any(isinstance(observer, LoggingRequestLog) for observer in app.extensions["observers"])
 
 
+# --- rides validated into a TypedDict --------------------------------------------------------------
+
+
+def _typed_dict_off(patch: Patch) -> None:
+    from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+    from web_service import schema
+
+    class Ride(BaseModel):
+        """One taxi ride, as a pydantic model: validated, then dumped to the dict the predictor takes."""
+
+        model_config = ConfigDict(extra="ignore")
+        PULocationID: schema.ZoneID
+        DOLocationID: schema.ZoneID
+        trip_distance: schema.Distance
+
+    @dataclass
+    class DumpedRideRequest(schema.RideRequest):
+        def __post_init__(self) -> None:
+            self.rides = [ride.model_dump() for ride in self.rides]
+
+    patch(schema, "RIDE", TypeAdapter(Ride))
+    patch(schema, "_RIDE_LIST", TypeAdapter(list[Ride]))
+    patch(schema, "RideRequest", DumpedRideRequest)
+
+
+def _typed_dict_is_off(app: Flask) -> bool:
+    from web_service import schema
+
+    return schema.RideRequest.__name__ == "DumpedRideRequest" and schema.RIDE.core_schema["type"] == "model"
+
+
 SWITCHES = {
     switch.name: switch
     for switch in (
@@ -180,6 +212,8 @@ SWITCHES = {
         Switch("request_log", "the request log written straight to stdout as hand-built JSON (requestlog.py)",
                "logging.getLogger(...).info(json.dumps(record)) to stdout, the same fields",
                apply=_request_log_off, is_off=_request_log_is_off),
+        Switch("typed_dict", "rides validated into a pydantic TypedDict (schema.py)",
+               "a pydantic BaseModel, dumped to a dict", apply=_typed_dict_off, is_off=_typed_dict_is_off),
     )
 }  # fmt: skip
 

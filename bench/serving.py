@@ -320,11 +320,8 @@ def report(results: dict[str, Result], exactness: str | None, args: argparse.Nam
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=10, help="wrk duration per case")
+    parser = wrk.load_parser(__doc__, seconds=10, rounds=3)
     parser.add_argument("--starts", type=int, default=3, help="timed starts per server (the median is reported)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per load case (medians reported)")
     parser.add_argument("--rides", type=Path, default=DEFAULT_RIDES, help="TLC parquet for the exactness check")
     parser.add_argument("--quick", action="store_true", help="one round of 3-second loads, one timed start")
     parser.add_argument(

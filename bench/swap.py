@@ -139,7 +139,7 @@ def swap_figures(samples: list[Sample], steady_from: float, moved: float, old: s
 
 def run(workdir: Path) -> tuple[SwapFigures, str]:
     """Start the registry and the service, move the alias under load; the figures and the server's log."""
-    from tests.integration.registry import two_registered_versions
+    from harness.registry import two_registered_versions
 
     with two_registered_versions(workdir) as (tracking, first, second, name):
         return measure_swap(workdir, tracking.url, name, first, second)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -25,6 +26,15 @@ class Load:
     p99_ms: float
     requests: int
     failed: int  # non-2xx answers and socket errors (connect, read, write, timeout)
+
+
+def load_parser(doc: str | None, seconds: float, rounds: int) -> argparse.ArgumentParser:
+    """The options every wrk benchmark takes: Gunicorn workers, seconds per load, interleaved rounds."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=5, help="Gunicorn workers per server")
+    parser.add_argument("--seconds", type=float, default=seconds, help="wrk's duration per load")
+    parser.add_argument("--rounds", type=int, default=rounds, help="interleaved rounds (medians reported)")
+    return parser
 
 
 def require_wrk() -> str:

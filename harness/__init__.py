@@ -6,7 +6,9 @@ loopback ports, wait for them to answer and weigh them; this package does it onc
 - `processes`: free ports, waiting for a process to answer, process trees and their memory (PSS);
 - `gunicorn`: the service under Gunicorn with the repo's gunicorn.conf.py, started and stopped;
 - `backends`: SeaweedFS (S3) and `mlflow server`;
-- `fixtures`: the models older releases made (tests/fixtures/), read by path.
+- `fixtures`: the models older releases made (tests/fixtures/), read by path;
+- `trips`: small TLC-shaped trip files and the training command, for whatever trains a run;
+- `registry`: registered model versions on a real `mlflow server`, trained by that command.
 
 Nothing here is part of the service: the image (Dockerfile, .dockerignore) leaves it out, and
 nothing under web_service/ or web_service_mlflow/ may import it.

@@ -128,9 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         predictor = bake(read(), args.out)
-    except StartupError as error:
-        print(f"cannot bake: {error.message}", file=sys.stderr)
-        return 1
+    except StartupError as error:  # one line on stderr, exit code 1: the image build stops here
+        raise SystemExit(f"cannot bake: {error.message}") from None
     print(f"baked {predictor.model_version} ({predictor.engine.name}) into {args.out}")
     return 0
 

@@ -31,15 +31,9 @@ try:
     from web_service.drift import Profile
     from web_service.features import FEATURE_NAMES, prepare_features_frame
     from web_service.predictor import Predictor
+    from web_service_mlflow import layout
     from web_service_mlflow.commands import run_command
     from web_service_mlflow.data import read_rides
-    from web_service_mlflow.layout import (
-        MODEL_ARTIFACT,
-        PLOT_ARTIFACT,
-        PREPROCESSOR_ARTIFACT,
-        PROFILE_FILE,
-        REFERENCE_ARTIFACT,
-    )
     from web_service_mlflow.reference import profile_json, profile_of_file
 except (ModuleNotFoundError, MissingPackage) as error:  # a category `make run` leaves out: say which
     raise missing(error, "python -m web_service_mlflow.train", "train") from None
@@ -125,7 +119,7 @@ def log_run(pipeline: Pipeline, params: ForestParams, info: dict, metrics: dict[
         training = {"run_id": run.info.run_id, "params": asdict(params) | info, "metrics": metrics}
         _log_model(pipeline, Path(tmp), training)
         _log_preprocessor(pipeline.named_steps["dictvectorizer"], Path(tmp))
-        mlflow.log_figure(figure, PLOT_ARTIFACT)
+        mlflow.log_figure(figure, layout.PLOT_ARTIFACT)
         _log_profile(profile.with_about(run_id=run.info.run_id, model_version=run.info.run_id), Path(tmp))
         return run.info.run_id
 
@@ -137,7 +131,7 @@ def _log_model(pipeline: Pipeline, tmp: Path, training: dict) -> None:
     import mlflow
     import mlflow.sklearn
 
-    model_dir = tmp / MODEL_ARTIFACT
+    model_dir = tmp / layout.MODEL_ARTIFACT
     mlflow.sklearn.save_model(
         pipeline,
         model_dir,
@@ -147,7 +141,7 @@ def _log_model(pipeline: Pipeline, tmp: Path, training: dict) -> None:
         metadata={"training": training},
     )
     _compress_skops(pipeline, model_dir)
-    mlflow.log_artifacts(str(model_dir), MODEL_ARTIFACT)
+    mlflow.log_artifacts(str(model_dir), layout.MODEL_ARTIFACT)
 
 
 def _compress_skops(pipeline: Pipeline, model_dir: Path) -> None:
@@ -165,15 +159,15 @@ def _log_preprocessor(vectorizer: DictVectorizer, tmp: Path) -> None:
 
     path = tmp / "preprocessor.b"
     path.write_bytes(pickle.dumps(vectorizer))
-    mlflow.log_artifact(str(path), PREPROCESSOR_ARTIFACT)
+    mlflow.log_artifact(str(path), layout.PREPROCESSOR_ARTIFACT)
 
 
 def _log_profile(profile: Profile, tmp: Path) -> None:
     import mlflow
 
-    path = tmp / PROFILE_FILE
+    path = tmp / layout.PROFILE_FILE
     path.write_text(profile_json(profile))
-    mlflow.log_artifact(str(path), REFERENCE_ARTIFACT)
+    mlflow.log_artifact(str(path), layout.REFERENCE_ARTIFACT)
 
 
 def _pip_requirements() -> list[str]:
@@ -279,7 +273,7 @@ def register(run_id: str, name: str, alias: str | None) -> str:
     import mlflow
 
     with step(f"registering the model as {name}"):
-        version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", name).version
+        version = mlflow.register_model(f"runs:/{run_id}/{layout.MODEL_ARTIFACT}", name).version
         if alias:
             mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
     logger.info("registered models:/%s/%s%s", name, version, f" as @{alias}" if alias else "")

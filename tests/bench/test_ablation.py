@@ -17,8 +17,9 @@ from prometheus_client import REGISTRY
 import web_service.startup as startup
 from bench import ablation
 from bench.ablation_switches import SWITCHES, load_uncompiled, replace, switch_off, tricks_off
-from web_service import metrics
+from web_service import metrics, schema
 from web_service.engine import fastpath
+from web_service.errors import InvalidRequest
 from web_service.features import prepare_features
 from web_service.loading import Provenance
 from web_service.predictor import Predictor
@@ -118,6 +119,22 @@ def test_request_log_off_writes_the_same_fields_through_logging(linear_pipeline,
     assert {key: plain[key] for key in ("method", "route", "status", "batch_size", "model_version", "pid")} == {
         key: shipped[key] for key in ("method", "route", "status", "batch_size", "model_version", "pid")
     }
+
+
+def test_typed_dict_off_validates_into_a_model_and_gives_the_same_dicts_and_errors(monkeypatch):
+    bodies = [RIDE, {"PULocationID": 14.0, "DOLocationID": 50, "trip_distance": 1}, [RIDE, RIDE]]
+    expected = [schema.parse_rides(body, 10).rides for body in bodies]
+    with pytest.raises(InvalidRequest) as shipped_error:
+        schema.parse_rides([RIDE, {"PULocationID": 14.5, "DOLocationID": "x"}], 10)
+
+    switch_off(["typed_dict"], monkeypatch.setattr)
+
+    assert schema.RIDE.core_schema["type"] == "model"
+    assert type(schema.parse_rides(RIDE, 10)).__name__ == "DumpedRideRequest"
+    assert [schema.parse_rides(body, 10).rides for body in bodies] == expected
+    with pytest.raises(InvalidRequest) as error:
+        schema.parse_rides([RIDE, {"PULocationID": 14.5, "DOLocationID": "x"}], 10)
+    assert error.value.to_dict() == shipped_error.value.to_dict()
 
 
 def test_the_worker_is_switched_by_gunicorns_own_option():

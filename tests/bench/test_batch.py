@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench import batch
-from tests.conftest import write_trips
+from harness.trips import write_trips
 
 pytestmark = pytest.mark.slow  # the batch benchmark's children, in subprocesses
 

@@ -140,6 +140,33 @@ def test_the_image_holds_the_service_and_nothing_else_of_the_repo(engine, image)
     assert sorted(listing) == expected
 
 
+# Every source file's bytecode, checked as the import system checks it (the mtime and size in the
+# .pyc header): bytecode that does not match would be compiled again, in memory, at every start.
+STALE_BYTECODE = """
+import importlib.util, pathlib
+sources = [p for top in ("web_service", "web_service_mlflow") for p in pathlib.Path(top).rglob("*.py")]
+stale = []
+for source in sources + [pathlib.Path("gunicorn.conf.py")]:
+    cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    header = cached.read_bytes()[8:16] if cached.is_file() else b""
+    stat = source.stat()
+    expected = [(int(stat.st_mtime) & 0xFFFFFFFF), stat.st_size & 0xFFFFFFFF]
+    if header != b"".join(value.to_bytes(4, "little") for value in expected):
+        stale.append(str(source))
+print(len(sources), stale)
+"""
+
+
+@pytest.mark.parametrize("which", ["full", "slim"])
+def test_the_bytecode_compiled_at_build_time_matches_every_source_file(engine, image, slim_image, which):
+    tag = image.tag if which == "full" else slim_image.tag
+
+    done = engine("run", "--rm", "--entrypoint", "python3", tag, "-c", STALE_BYTECODE)
+
+    count, stale = done.stdout.split(" ", 1)
+    assert int(count) > 50 and stale.strip() == "[]"
+
+
 def test_the_default_run_is_compiled_and_verified_at_build_time(engine, image):
     cache = "/home/app/.cache/ride-duration/models/compiled"
     entries = engine("run", "--rm", "--entrypoint", "ls", image.tag, cache).stdout.split()

@@ -21,7 +21,8 @@ import pytest
 import requests
 
 from harness.gunicorn import MODEL_VARIABLES, gunicorn
-from tests.conftest import REPO, make_trips
+from harness.trips import make_trips
+from tests.conftest import REPO
 from web_service.features import RIDE_FIELDS, prepare_features_frame
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.settings import default_run_id

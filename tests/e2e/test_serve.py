@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from harness.gunicorn import gunicorn, run_until_exit
-from tests.conftest import REPO, SMALL_FOREST, make_rides, train_cli
+from harness.trips import SMALL_FOREST, train_cli
+from tests.conftest import REPO, make_rides
 from web_service.features import prepare_features_frame
 from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.layout import LOCAL_STORE, run_artifacts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.backends import S3Server, TrackingServer, s3_server, tracking_server
-from tests.integration.registry import Run, register_two_versions
+from harness.registry import Run, register_two_versions
 
 
 @pytest.fixture(scope="module")

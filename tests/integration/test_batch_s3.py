@@ -24,7 +24,8 @@ import pytest
 from harness.backends import BUCKET, S3Server
 from harness.gunicorn import MODEL_VARIABLES
 from harness.processes import free_port
-from tests.conftest import REPO, SUMMARY, make_trips
+from harness.trips import make_trips
+from tests.conftest import REPO, SUMMARY
 from web_service_mlflow.batch.__main__ import main
 from web_service_mlflow.data import TripDataError
 

@@ -16,7 +16,7 @@ from bench.swap import measure_swap
 from harness.backends import tracking_server
 from harness.gunicorn import gunicorn
 from harness.processes import free_port, wait_until
-from tests.integration.registry import REGISTERED_NAME
+from harness.registry import REGISTERED_NAME
 from tests.privileges import needs_root, unprivileged
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from mlflow import MlflowClient
 from harness.backends import s3_server, tracking_server, wait_tracking
 from harness.gunicorn import gunicorn, run_until_exit
 from harness.processes import free_port
+from harness.registry import REGISTERED_NAME, train_run
 from tests.conftest import make_rides
-from tests.integration.registry import REGISTERED_NAME, train_run
 from web_service.startup import EXIT_STARTUP_FAILED
 from web_service_mlflow.parity import post_all
 

@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from harness.gunicorn import run_until_exit
-from tests.integration.registry import REGISTERED_NAME
+from harness.registry import REGISTERED_NAME
 from web_service.errors import ModelLoadError
 from web_service.settings import AppSettings
 from web_service.startup import EXIT_STARTUP_FAILED

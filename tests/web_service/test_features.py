@@ -1,6 +1,6 @@
 import pandas as pd
 
-from tests.conftest import make_trips
+from harness.trips import make_trips
 from web_service.features import prepare_features, prepare_features_frame
 
 

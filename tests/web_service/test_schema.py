@@ -74,10 +74,6 @@ def test_the_batch_type_the_document_shows_takes_exactly_the_sizes_parse_rides_d
             return None
 
     batch = TypeAdapter(ride_batch(max_batch))
-
-    def documented(rides):
-        return [ride.model_dump() for ride in batch.validate_python(rides)]
-
     for size in range(max_batch + 3):
         rides = [RIDE_14_50] * size
-        assert (outcome(documented, rides) == rides) is (parsed(rides) == rides), size
+        assert (outcome(batch.validate_python, rides) == rides) is (parsed(rides) == rides), size

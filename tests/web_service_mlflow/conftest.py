@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_FOREST, train_cli
+from harness.trips import SMALL_FOREST, train_cli
 
 
 @dataclass(frozen=True)

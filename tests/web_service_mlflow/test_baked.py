@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from harness.fixtures import bits, expected, probe_rides, store
 from tests.conftest import REPO
 from web_service.errors import ModelLoadError, SettingsError
 from web_service_mlflow.baked import bake, load_baked
@@ -94,3 +96,32 @@ def test_a_folder_without_a_baked_run_says_how_to_get_one(tmp_path):
 def test_a_registry_alias_is_not_baked(tmp_path):
     with pytest.raises(SettingsError, match="names a registry model: bake a run"):
         bake({"MODEL_URI": "models:/ride-duration@production", "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, tmp_path)
+
+
+def test_the_bake_command_stops_the_build_with_one_line_on_a_run_it_cannot_find(tmp_path):
+    env = os.environ | {"PYTHONPATH": str(REPO), "RUN_ID": OTHER_RUN}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "web_service_mlflow.baked", "--out", str(tmp_path / "baked")],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("cannot bake: ") and OTHER_RUN in line
+    assert not (tmp_path / "baked").exists()
+
+
+@pytest.mark.parametrize("fixture", ["mlflow2-sklearn-1.2.2/forest", "mlflow3/skops"])
+def test_a_run_logged_by_mlflows_own_log_model_bakes_and_answers_as_its_release_did(tmp_path, fixture):
+    # Runs MLflow 2.9 and 3.17 logged themselves (tests/fixtures/make_fixtures.py), not our training.
+    wanted = expected(fixture)
+    environ = {"RUN_ID": wanted.run_id, "MODEL_ARTIFACT_ROOT": str(store(fixture.split("/")[0]))}
+    if fixture != "mlflow3/skops":  # its preprocessor is a pickle, as the course wrote it
+        environ["ALLOW_PICKLE"] = "true"
+
+    bake(environ, tmp_path / "baked")
+    _, predictor = load_baked({"RUN_ID": wanted.run_id}, tmp_path / "baked")
+
+    assert predictor.model_version == wanted.run_id
+    assert np.array_equal(bits(predictor.predict(list(probe_rides()))), bits(wanted.predictions))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, train_cli
+from harness.trips import train_cli
+from tests.conftest import REPO
 from web_service_mlflow.layout import DEFAULT_RUN_FILE, LOCAL_STORE
 
 pytestmark = pytest.mark.slow  # each command run in a subprocess

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from tests.conftest import OUTLIER_MINUTES, make_trips, write_trips
+from harness.trips import OUTLIER_MINUTES, make_trips, write_trips
 from web_service_mlflow.data import TripDataError, read_rides
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import OUTLIER_MINUTES, write_trips
+from harness.trips import OUTLIER_MINUTES, write_trips
 from web_service.drift import PROFILE_FORMAT, profile_setting
 from web_service.errors import SettingsError
 from web_service.predictor import Predictor

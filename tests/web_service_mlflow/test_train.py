@@ -9,7 +9,8 @@ from mlflow import MlflowClient
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import root_mean_squared_error
 
-from tests.conftest import make_rides, write_trips
+from harness.trips import write_trips
+from tests.conftest import make_rides
 from web_service.drift import read_profile
 from web_service.features import prepare_features, prepare_features_frame
 from web_service_mlflow.data import read_rides

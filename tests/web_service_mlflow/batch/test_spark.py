@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, make_trips
+from harness.trips import make_trips
+from tests.conftest import REPO
 from web_service_mlflow.batch.spark import package_zip
 from web_service_mlflow.layout import LOCAL_STORE
 from web_service_mlflow.settings import default_run_id

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backends import TrackingServer, s3_server, tracking_server
-from tests.conftest import SMALL_FOREST, train_cli, write_trips
+from harness.trips import SMALL_FOREST, train_cli, write_trips
 
 REGISTERED_NAME = "ride-duration"
 
