@@ -15,8 +15,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 import web_service.startup as startup
-from bench import ablation
+from bench import ablation, ablation_inprocess
 from bench.ablation_switches import SWITCHES, load_uncompiled, replace, switch_off, tricks_off
+from bench.serving import batch_body
 from web_service import metrics, schema
 from web_service.engine import fastpath
 from web_service.errors import InvalidRequest
@@ -163,3 +164,18 @@ def test_tricks_switched_off_together_are_all_off(linear_pipeline, compiled_line
 
     assert together.app == 'bench.apps.ablation:serve("pending", "request_log")'
     assert tricks_off(app) == ["pending", "request_log"]
+
+
+def test_the_batch_report_shows_what_each_trick_adds_to_a_batch_request():
+    found = {"as shipped": [1000.0, 1200.0], "typed_dict": [1500.0, 1500.0]}
+
+    text = ablation_inprocess.batch_table(found, rides=1000, rounds=2, seconds=1.0)
+
+    assert "POST /predict of 1,000 rides" in text
+    assert "| typed_dict | 1,500 µs | 1.25-1.50 (1.38) | +400 µs |" in text
+
+
+def test_the_in_process_batch_is_the_serving_benchmarks_batch():
+    rides = json.loads(ablation_inprocess.body(1000))
+
+    assert rides == batch_body(1000) and json.loads(ablation_inprocess.body(1)) == ablation_inprocess.RIDE
