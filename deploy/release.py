@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -434,14 +434,20 @@ def smoke(base_url: str, timing: Timing) -> str:
 
 # -- settings and the command line ---------------------------------------------------------------
 
-SETTINGS = {  # option: (variable, what it is)
-    "application": ("EB_APPLICATION", "the Elastic Beanstalk application"),
-    "environment": ("EB_ENVIRONMENT", "the Elastic Beanstalk environment"),
-    "bucket": ("EB_BUCKET", "the S3 bucket for source bundles"),
-    "label": ("EB_VERSION_LABEL", "the application version label"),
-    "region": ("AWS_REGION", "the AWS region"),
-    "url": ("SMOKE_URL", "the service's base URL"),
-    "to": ("EB_ROLLBACK_TO", "the version label to roll back to"),
+
+class Setting(NamedTuple):
+    variable: str
+    meaning: str
+
+
+SETTINGS = {  # option: the variable that sets it, and what it is
+    "application": Setting("EB_APPLICATION", "the Elastic Beanstalk application"),
+    "environment": Setting("EB_ENVIRONMENT", "the Elastic Beanstalk environment"),
+    "bucket": Setting("EB_BUCKET", "the S3 bucket for source bundles"),
+    "label": Setting("EB_VERSION_LABEL", "the application version label"),
+    "region": Setting("AWS_REGION", "the AWS region"),
+    "url": Setting("SMOKE_URL", "the service's base URL"),
+    "to": Setting("EB_ROLLBACK_TO", "the version label to roll back to"),
 }
 STEPS = {  # step: (its options, what it does)
     "create-version": (("application", "bucket", "label", "region"), "upload the bundle, create the version"),
@@ -469,7 +475,7 @@ def with_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> ar
     for option in STEPS[args.step][0]:
         if not getattr(args, option):
             fallback = environ.get("AWS_DEFAULT_REGION", "") if option == "region" else ""
-            setattr(args, option, (environ.get(SETTINGS[option][0], "") or fallback).strip() or None)
+            setattr(args, option, (environ.get(SETTINGS[option].variable, "") or fallback).strip() or None)
     args.github_output = environ.get("GITHUB_OUTPUT")
     return args
 
