@@ -76,3 +76,26 @@ def test_a_metrics_folder_that_cannot_be_written_is_a_settings_error(tmp_path, m
         ensure_folder(str(tmp_path))
 
     assert refused.value.message == f"PROMETHEUS_MULTIPROC_DIR={tmp_path}: the metrics folder is not writable"
+
+
+def worker_file(folder, pid: int, value: float) -> None:
+    """A counter file as a worker's prometheus-client writes it in multiprocess mode."""
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    written = MmapedDict(str(folder / f"counter_{pid}.db"))
+    key = mmap_key("ride_duration_probe", "ride_duration_probe_total", [], [], "a probe")
+    written.write_value(key, value, 0.0)
+    written.close()
+
+
+def test_a_scrape_while_a_worker_creates_its_file_still_answers_the_other_workers_counts(client, tmp_path, monkeypatch):
+    # A worker's file exists empty for a moment before it is sized (prometheus/client_python#1199).
+    worker_file(tmp_path, 101, 2.0)
+    worker_file(tmp_path, 102, 3.0)
+    (tmp_path / "counter_103.db").touch()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert count(samples(client), "ride_duration_probe_total") == 5.0

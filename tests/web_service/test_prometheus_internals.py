@@ -81,3 +81,16 @@ def test_values_at_or_below_the_first_bound_land_in_the_first_bucket(value: floa
     pending.observe(pending_histogram, [value])
     pending.flush()
     assert [b.get() for b in pending_histogram._buckets] == [b.get() for b in histogram._buckets]
+
+
+def test_the_stock_multiprocess_collector_still_fails_on_an_empty_file(tmp_path):
+    # Why metrics.SizedFilesCollector exists: when a release reads an empty file as empty
+    # (prometheus/client_python#1199), this fails, and the stock collector can serve /metrics again.
+    from prometheus_client import generate_latest, multiprocess
+
+    (tmp_path / "counter_103.db").touch()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, str(tmp_path))
+
+    with pytest.raises(Exception, match="unpack_from requires a buffer"):
+        generate_latest(registry)
