@@ -4,7 +4,7 @@ A before-request hook gives each request an ID (the caller's X-Request-ID when i
 echo, else a generated one) and starts its clock; an after-request hook sends the ID back and
 hands the outcome to the observers (the Prometheus counters and the JSON request log). The hooks
 run first and last, around every other hook (auth), so refused and unknown requests are counted
-and logged too. (A WSGI middleware doing this measured 2.6-3 % cheaper: bench/results/ablation.md.)
+and logged too. (A WSGI middleware doing this measured 2.6-3 % cheaper: docs/performance.md.)
 """
 
 from __future__ import annotations
