@@ -57,8 +57,7 @@ def create_app(settings: AppSettings, models: Predictor | Lineup, announce: bool
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
-    routes = {rule.rule for rule in app.url_map.iter_rules()}
-    init_observers(app, routes, [RequestMetrics(), RequestLog(predictor.model_version)])
+    init_observers(app, [RequestMetrics(), RequestLog(predictor.model_version)])
     return app
 
 

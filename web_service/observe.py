@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from flask import Flask, Response, g, has_request_context, request
@@ -39,9 +39,10 @@ class Answered(NamedTuple):
 Observer = Callable[[Answered], None]
 
 
-def init_observers(app: Flask, routes: Collection[str], observers: Sequence[Observer]) -> None:
-    """Time and identify every request to `app`, and hand each answered one to `observers`."""
-    known = frozenset(routes)  # every endpoint is a fixed path, so a set lookup names the route
+def init_observers(app: Flask, observers: Sequence[Observer]) -> None:
+    """Time and identify every request to `app` (routes all registered); hand each answered one to `observers`."""
+    # Every endpoint is a fixed path, so a set lookup names the route.
+    known = frozenset(rule.rule for rule in app.url_map.iter_rules())
     found = app.extensions["observers"] = tuple(observers)
 
     def start() -> None:
